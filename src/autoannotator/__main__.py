@@ -1,0 +1,3 @@
+from autoannotator.cli import main
+
+main()

@@ -1,0 +1,56 @@
+"""Render run summaries and evaluations as Rich tables for the terminal."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from autoannotator.pipeline import RunSummary
+from autoannotator.report import Evaluation
+
+ROUTE_ORDER = ["consensus", "llm", "human", "gold", "unresolved"]
+
+
+def _ordered_routes(counts: dict[str, int]) -> list[str]:
+    return [r for r in ROUTE_ORDER if r in counts] + sorted(r for r in counts if r not in ROUTE_ORDER)
+
+
+def show_summary(console: Console, summary: RunSummary) -> None:
+    table = Table(title="labels per route", title_justify="left")
+    table.add_column("label_source")
+    table.add_column("items", justify="right")
+    table.add_column("share", justify="right")
+    for route in _ordered_routes(summary.counts):
+        n = summary.counts[route]
+        table.add_row(route, str(n), f"{n / max(summary.n_items, 1):.1%}")
+    table.add_row("total", str(summary.n_items), "100.0%", style="bold")
+    console.print(table)
+    console.print(
+        f"labeled now: {summary.n_labeled_now}, resumed from earlier sessions: {summary.n_resumed}, "
+        f"sent to review: {summary.review_fraction:.1%}, time: {summary.seconds.get('total', 0):.1f} s"
+    )
+    if summary.output:
+        console.print(f"wrote {summary.output} (run store: {summary.run_dir})")
+
+
+def show_evaluation(console: Console, evaluation: Evaluation) -> None:
+    console.print(
+        f"items: {evaluation.n_items}  labeled: {evaluation.n_labeled} ({evaluation.coverage:.1%})\n"
+        f"accuracy: {evaluation.accuracy:.4f} (unresolved count as wrong)  "
+        f"accuracy on labeled: {evaluation.accuracy_labeled:.4f}  macro-F1: {evaluation.macro_f1:.4f}"
+    )
+    routes = Table(title="per label_source", title_justify="left")
+    for column in ("label_source", "items", "accuracy"):
+        routes.add_column(column, justify="left" if column == "label_source" else "right")
+    for route in _ordered_routes(evaluation.route_counts):
+        acc = evaluation.route_accuracy.get(route)
+        routes.add_row(route, str(evaluation.route_counts[route]), "-" if acc is None else f"{acc:.4f}")
+    console.print(routes)
+    matrix = Table(title="confusion matrix (rows: gold, columns: predicted)", title_justify="left")
+    matrix.add_column("gold \\ predicted")
+    for label in evaluation.labels:
+        matrix.add_column(label, justify="right")
+    for label, counts in zip(evaluation.labels, evaluation.confusion):
+        if any(counts) or label != "(unresolved)":
+            matrix.add_row(label, *map(str, counts))
+    console.print(matrix)

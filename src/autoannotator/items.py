@@ -1,0 +1,80 @@
+"""Turn an input table into the items a run labels: ids, texts, content hashes, with input checks."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import pandas as pd
+
+from autoannotator.errors import AnnotatorError
+from autoannotator.io import require_columns
+from autoannotator.task import Task
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class InputItems:
+    """The items of one input table, in row order. Missing (NaN) texts become empty strings."""
+
+    ids: list[str]
+    texts: list[str]
+    hashes: list[str]
+
+    @property
+    def content_hash(self) -> str:
+        """One hash over every id and text: a resumed run must see the same input."""
+        digest = hashlib.sha256()
+        for item_id, h in zip(self.ids, self.hashes):
+            digest.update(f"{item_id}\t{h}\n".encode())
+        return digest.hexdigest()[:32]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def clean_text(value: object) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    return str(value)
+
+
+def items_from_frame(frame: pd.DataFrame, task: Task, *, source: str = "input") -> InputItems:
+    """Check the columns and ids of `frame` and extract its items."""
+    require_columns(frame, [task.text_column] + ([task.id_column] if task.id_column else []), source=source)
+    texts = [clean_text(v) for v in frame[task.text_column].tolist()]
+    if task.id_column:
+        raw_ids = frame[task.id_column]
+        if raw_ids.isna().any():
+            raise AnnotatorError(f"{source}: id column '{task.id_column}' is empty in row {int(raw_ids.isna().to_numpy().argmax())}")
+        ids = [str(v) for v in raw_ids.tolist()]
+        dupes = pd.Series(ids)[pd.Series(ids).duplicated()].unique().tolist()
+        if dupes:
+            raise AnnotatorError(f"{source}: duplicate ids in column '{task.id_column}': {dupes[:5]}{' ...' if len(dupes) > 5 else ''}")
+    else:
+        ids = [str(i) for i in range(len(texts))]
+    return InputItems(ids=ids, texts=texts, hashes=[text_hash(t) for t in texts])
+
+
+def labeled_seed(frame: pd.DataFrame, task: Task, *, label_column: str, source: str = "seed") -> tuple[list[str], list[str]]:
+    """(texts, task labels) of a labeled seed table; rows with empty text are dropped, unknown labels refused."""
+    require_columns(frame, [task.text_column, label_column], source=source)
+    texts, labels, unknown = [], [], set()
+    for text, raw in zip(frame[task.text_column].tolist(), frame[label_column].tolist()):
+        text = clean_text(text)
+        if not text.strip():
+            continue
+        label = task.resolve_label(clean_text(raw))
+        if label is None:
+            unknown.add(clean_text(raw))
+            continue
+        texts.append(text)
+        labels.append(label)
+    if unknown:
+        raise AnnotatorError(f"{source}: labels {sorted(unknown)[:5]} in column '{label_column}' are not task labels {task.label_names}")
+    if len(set(labels)) < 2:
+        raise AnnotatorError(f"{source}: needs labeled rows of at least two labels, found {sorted(set(labels))}")
+    return texts, labels

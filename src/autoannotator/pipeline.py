@@ -1,0 +1,278 @@
+"""The run loop that wires the layers: specialists vote, consensus routes, reviewers answer, the store keeps it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from autoannotator.consensus import Rule, decide
+from autoannotator.errors import AnnotatorError
+from autoannotator.io import read_table, write_table
+from autoannotator.items import InputItems, items_from_frame, labeled_seed
+from autoannotator.progress import progress_bar
+from autoannotator.reviewers import Reviewer, ReviewItem, create_reviewer
+from autoannotator.specialists import Specialist, create_specialist, load_specialist
+from autoannotator.specialists.base import specialist_class
+from autoannotator.store import ItemRecord, RunStore
+from autoannotator.task import SpecialistSpec, Task
+
+OUTPUT_COLUMNS = ["label", "label_source", "uncertainty", "votes", "reviewed_label", "consensus_label"]
+DEFAULT_SPECIALISTS = ("tfidf", "embedding", "lexicon")
+UNTRAINED_KINDS = {"tfidf", "embedding"}
+
+
+@dataclass
+class RunSummary:
+    """What a run did: items per route, how many were resumed, and where the time went."""
+
+    n_items: int
+    n_labeled_now: int
+    n_resumed: int
+    counts: dict[str, int]
+    seconds: dict[str, float] = field(default_factory=dict)
+    run_dir: str = ""
+    output: str | None = None
+
+    @property
+    def review_fraction(self) -> float:
+        reviewed = sum(v for k, v in self.counts.items() if k not in ("consensus",))
+        return reviewed / self.n_items if self.n_items else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"review_fraction": self.review_fraction}
+
+
+@dataclass
+class AnnotationResult:
+    """The labeled table (every input column plus the output columns) and the run summary."""
+
+    frame: pd.DataFrame
+    summary: RunSummary
+
+
+def as_specs(specialists: Sequence[str | SpecialistSpec | dict]) -> list[SpecialistSpec]:
+    """Normalize kinds, specs or dicts to specs with unique names."""
+    specs = [
+        s if isinstance(s, SpecialistSpec) else SpecialistSpec(kind=s) if isinstance(s, str) else SpecialistSpec(**s)
+        for s in specialists
+    ]
+    if not specs:
+        raise AnnotatorError("no specialists given")
+    names = [s.display_name for s in specs]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise AnnotatorError(f"specialist names must be unique, repeated: {duplicated} (give each a 'name')")
+    for spec in specs:
+        specialist_class(spec.kind)
+    return specs
+
+
+class Annotator:
+    """Labels a table with a specialist pool, routes hard items to a reviewer and keeps it all in a run store.
+
+    >>> annotator = Annotator(task, specialists=["tfidf", "lexicon"], reviewer="gold:label", run_dir="runs/x")
+    >>> result = annotator.annotate("input.csv", seed="seed.csv", output="labeled.csv")
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        *,
+        run_dir: str | Path,
+        specialists: Sequence[str | SpecialistSpec | dict] | None = None,
+        reviewer: str | Reviewer | None = "none",
+        rule: Rule = "vote",
+        epsilon: float | None = None,
+        budget: float | None = None,
+        chunk_size: int = 512,
+        seed_label_column: str = "label",
+        progress: bool = False,
+    ) -> None:
+        self.task = task
+        self.run_dir = Path(run_dir)
+        self.specs = as_specs(specialists or task.specialists or DEFAULT_SPECIALISTS)
+        self.reviewer = reviewer if isinstance(reviewer, Reviewer) or reviewer is None else create_reviewer(reviewer, task)
+        if rule not in ("vote", "margin", "entropy"):
+            raise AnnotatorError(f"unknown rule '{rule}' (use vote, margin or entropy)")
+        if epsilon is not None and not 0.0 <= epsilon <= 1.0:
+            raise AnnotatorError(f"epsilon must be in [0, 1], got {epsilon}")
+        if budget is not None and not 0.0 <= budget <= 1.0:
+            raise AnnotatorError(f"the review budget is a fraction in [0, 1], got {budget}")
+        if rule != "vote" and epsilon is None and budget is None:
+            raise AnnotatorError(f"the '{rule}' rule needs --epsilon or --budget")
+        if chunk_size < 1:
+            raise AnnotatorError("chunk size must be at least 1")
+        self.rule, self.epsilon, self.budget, self.chunk_size = rule, epsilon, budget, chunk_size
+        self.seed_label_column = seed_label_column
+        self.progress = progress
+        self.specialists: dict[str, Specialist] = {}
+
+    def annotate(
+        self,
+        data: pd.DataFrame | str | Path,
+        *,
+        seed: pd.DataFrame | str | Path | None = None,
+        output: str | Path | None = None,
+    ) -> AnnotationResult:
+        """Label every row of `data` (resuming a stopped run in the same run_dir) and optionally write `output`."""
+        started = time.perf_counter()
+        frame = data if isinstance(data, pd.DataFrame) else read_table(data)
+        source = "input" if isinstance(data, pd.DataFrame) else str(data)
+        items = items_from_frame(frame, self.task, source=source)
+        seed_data = self._read_seed(seed)
+        store = RunStore.open(self.run_dir, self._fingerprint(items, seed_data))
+        try:
+            store.start_session()
+            seconds: dict[str, float] = {}
+            self.specialists = self._prepare_specialists(store, seed_data, seconds)
+            records = frame.to_dict("records")
+            self._review(store, store.pending_review(), items, records, seconds)
+            done_before = store.processed_rows()
+            todo = [row for row in range(len(items)) if row not in done_before]
+            with progress_bar(len(items), done=len(done_before), enabled=self.progress, description="annotating") as advance:
+                for start in range(0, len(todo), self.chunk_size):
+                    chunk = todo[start : start + self.chunk_size]
+                    self._label_chunk(store, chunk, items, seconds)
+                    self._review(store, store.pending_review(chunk), items, records, seconds)
+                    advance(len(chunk))
+            store.finish_session()
+            labeled = self._output_frame(frame, store)
+            if output is not None:
+                t0 = time.perf_counter()
+                write_table(labeled, output)
+                seconds["write"] = time.perf_counter() - t0
+            seconds["total"] = time.perf_counter() - started
+            summary = RunSummary(
+                n_items=len(items), n_labeled_now=len(todo), n_resumed=len(done_before), counts=store.count_by_source(),
+                seconds={k: round(v, 3) for k, v in seconds.items()}, run_dir=str(self.run_dir),
+                output=None if output is None else str(output),
+            )  # fmt: skip
+            return AnnotationResult(frame=labeled, summary=summary)
+        finally:
+            store.close()
+
+    def _read_seed(self, seed: pd.DataFrame | str | Path | None) -> tuple[list[str], list[str]] | None:
+        if seed is None:
+            return None
+        frame = seed if isinstance(seed, pd.DataFrame) else read_table(seed)
+        source = "seed" if isinstance(seed, pd.DataFrame) else str(seed)
+        return labeled_seed(frame, self.task, label_column=self.seed_label_column, source=source)
+
+    def _fingerprint(self, items: InputItems, seed_data: tuple[list[str], list[str]] | None) -> dict[str, Any]:
+        seed_hash = None
+        if seed_data is not None:
+            seed_hash = hashlib.sha256(json.dumps(seed_data).encode()).hexdigest()[:32]
+        return {
+            "task": self.task.model_dump(mode="json"),
+            "specialists": [s.model_dump(mode="json") for s in self.specs],
+            "consensus": {"rule": self.rule, "epsilon": self.epsilon, "budget": self.budget},
+            "input": items.content_hash,
+            "seed": seed_hash,
+        }
+
+    def _prepare_specialists(
+        self, store: RunStore, seed_data: tuple[list[str], list[str]] | None, seconds: dict[str, float]
+    ) -> dict[str, Specialist]:
+        """Load each specialist's saved version from the run, or build it (training on the seed) and save it."""
+        pool = {}
+        for spec in self.specs:
+            name = spec.display_name
+            saved = store.latest_specialist_path(name)
+            if saved is not None:
+                pool[name] = load_specialist(self.run_dir / saved, self.task)
+                continue
+            specialist = create_specialist(spec.kind, self.task, **spec.options)
+            if seed_data is not None and specialist.trainable:
+                t0 = time.perf_counter()
+                specialist.fit(*seed_data)
+                seconds[f"fit:{name}"] = time.perf_counter() - t0
+            elif spec.kind in UNTRAINED_KINDS:
+                raise AnnotatorError(f"the '{name}' specialist must be trained first: give a labeled seed file (--seed)")
+            relative = Path("specialists") / name / "v1"
+            specialist.save(self.run_dir / relative)
+            store.record_specialist(name, spec.kind, str(relative))
+            pool[name] = specialist
+        return pool
+
+    def _label_chunk(self, store: RunStore, rows: list[int], items: InputItems, seconds: dict[str, float]) -> None:
+        """Run the pool on one chunk, decide by consensus and store the chunk in one transaction."""
+        labels = self.task.label_names
+        texts = [items.texts[r] for r in rows]
+        scored = [i for i, t in enumerate(texts) if t.strip()]
+        empty = sorted(set(range(len(rows))) - set(scored))
+        records = [
+            ItemRecord(row=rows[i], item_id=items.ids[rows[i]], text_hash=items.hashes[rows[i]], state="skipped",
+                       label=None, label_source="unresolved", consensus_label=None, uncertainty=None, votes={})
+            for i in empty
+        ]  # fmt: skip
+        if scored:
+            probs = []
+            for name, specialist in self.specialists.items():
+                t0 = time.perf_counter()
+                probs.append(specialist.predict_proba([texts[i] for i in scored]))
+                seconds[f"predict:{name}"] = seconds.get(f"predict:{name}", 0.0) + time.perf_counter() - t0
+            t0 = time.perf_counter()
+            stacked = np.stack(probs)
+            result = decide(stacked, rule=self.rule, epsilon=self.epsilon, budget=self.budget)
+            names = list(self.specialists)
+            for j, i in enumerate(scored):
+                row = rows[i]
+                votes = {
+                    name: {"label": None if result.votes[s, j] < 0 else labels[result.votes[s, j]],
+                           "p": round(float(stacked[s, j].max()), 4)}
+                    for s, name in enumerate(names)
+                }  # fmt: skip
+                majority = labels[result.labels[j]] if result.votes[:, j].max() >= 0 else None
+                hard = bool(result.hard[j]) or majority is None
+                records.append(
+                    ItemRecord(row=row, item_id=items.ids[row], text_hash=items.hashes[row],
+                               state="pending_review" if hard else "done", label=None if hard else majority,
+                               label_source="unresolved" if hard else "consensus", consensus_label=majority,
+                               uncertainty=round(float(result.uncertainty[j]), 6), votes=votes)
+                )  # fmt: skip
+            seconds["consensus"] = seconds.get("consensus", 0.0) + time.perf_counter() - t0
+        t0 = time.perf_counter()
+        store.save_items(sorted(records, key=lambda r: r.row))
+        seconds["store"] = seconds.get("store", 0.0) + time.perf_counter() - t0
+
+    def _review(
+        self, store: RunStore, pending: list[ItemRecord], items: InputItems, records: list[dict], seconds: dict[str, float]
+    ) -> None:
+        """Ask the reviewer about pending hard items; store its valid answers, leave the rest unresolved."""
+        if self.reviewer is None or not pending:
+            return
+        t0 = time.perf_counter()
+        queue = [
+            ReviewItem(row=r.row, item_id=r.item_id, text=items.texts[r.row], votes=r.votes,
+                       consensus_label=r.consensus_label, record=records[r.row])
+            for r in pending
+        ]  # fmt: skip
+        answers = self.reviewer.review(queue)
+        store.save_reviews(
+            (item.row, label, self.reviewer.source) for item, label in zip(queue, answers) if label is not None
+        )
+        seconds["review"] = seconds.get("review", 0.0) + time.perf_counter() - t0
+
+    def _output_frame(self, frame: pd.DataFrame, store: RunStore) -> pd.DataFrame:
+        """Every input column (a clashing one kept as input_<name>) plus the output columns, in input order."""
+        stored = pd.DataFrame(
+            [
+                {"row": r.row, "label": r.label, "label_source": r.label_source, "uncertainty": r.uncertainty,
+                 "votes": json.dumps(r.votes, ensure_ascii=False), "reviewed_label": r.reviewed_label,
+                 "consensus_label": r.consensus_label}
+                for r in store.items()
+            ],
+            columns=["row", *OUTPUT_COLUMNS],
+        ).set_index("row")  # fmt: skip
+        if len(stored) != len(frame):
+            raise AnnotatorError(f"run store has {len(stored)} items for {len(frame)} input rows")
+        renamed = frame.rename(columns={c: f"input_{c}" for c in OUTPUT_COLUMNS if c in frame.columns})
+        return pd.concat([renamed.reset_index(drop=True), stored.sort_index().reset_index(drop=True)], axis=1)

@@ -1,0 +1,64 @@
+"""Evaluate a labeled file against a gold column: accuracy, macro-F1, confusion matrix, accuracy per route."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+from sklearn.metrics import confusion_matrix, f1_score
+
+from autoannotator.errors import AnnotatorError
+from autoannotator.io import require_columns
+
+UNRESOLVED = "(unresolved)"
+PREDICTED_COLUMNS = ("label", "label_source", "uncertainty", "votes", "reviewed_label", "consensus_label")
+
+
+@dataclass
+class Evaluation:
+    """Scores of one labeled table. `accuracy` counts unresolved items as wrong; `accuracy_labeled` skips them."""
+
+    n_items: int
+    n_labeled: int
+    accuracy: float
+    accuracy_labeled: float
+    macro_f1: float
+    route_counts: dict[str, int]
+    route_accuracy: dict[str, float | None]
+    labels: list[str] = field(default_factory=list)
+    confusion: list[list[int]] = field(default_factory=list)
+
+    @property
+    def coverage(self) -> float:
+        return self.n_labeled / self.n_items if self.n_items else 0.0
+
+
+def evaluate_frame(frame: pd.DataFrame, gold_column: str, *, label_order: list[str] | None = None) -> Evaluation:
+    """Compare `label` with `gold_column` on the rows that have a gold value."""
+    if gold_column in PREDICTED_COLUMNS:
+        hint = f" (the input's own '{gold_column}' column is kept as 'input_{gold_column}')" if f"input_{gold_column}" in frame else ""
+        raise AnnotatorError(f"'{gold_column}' is an output column, not gold labels{hint}")
+    require_columns(frame, [gold_column, "label", "label_source"], source="labeled file")
+    rows = frame[frame[gold_column].notna() & (frame[gold_column].astype(str).str.strip() != "")]
+    if rows.empty:
+        raise AnnotatorError(f"gold column '{gold_column}' has no values")
+    gold = rows[gold_column].astype(str).str.strip()
+    predicted = rows["label"].where(rows["label"].notna(), UNRESOLVED).astype(str).str.strip()
+    labeled = predicted != UNRESOLVED
+    labels = label_order or sorted(set(gold) | set(predicted[labeled]))
+    correct = gold == predicted
+    route_accuracy = {}
+    for route, group in rows.groupby("label_source"):
+        route_accuracy[str(route)] = float(correct[group.index].mean()) if route != "unresolved" else None
+    matrix_labels = labels + ([UNRESOLVED] if (~labeled).any() else [])
+    return Evaluation(
+        n_items=len(rows),
+        n_labeled=int(labeled.sum()),
+        accuracy=float(correct.mean()),
+        accuracy_labeled=float(correct[labeled].mean()) if labeled.any() else 0.0,
+        macro_f1=float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0)),
+        route_counts={str(k): int(v) for k, v in rows["label_source"].value_counts().items()},
+        route_accuracy=route_accuracy,
+        labels=matrix_labels,
+        confusion=confusion_matrix(gold, predicted, labels=matrix_labels).tolist(),
+    )

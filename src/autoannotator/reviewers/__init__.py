@@ -1,0 +1,5 @@
+"""Secondary review of hard items: by gold labels here; by an LLM or a person in their own modules."""
+
+from autoannotator.reviewers.base import Reviewer, ReviewItem, create_reviewer, register
+
+__all__ = ["ReviewItem", "Reviewer", "create_reviewer", "register"]

@@ -1,0 +1,162 @@
+"""The specialist protocol, the registry of kinds, and mapping a model's own labels onto the task's."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from autoannotator.errors import AnnotatorError
+from autoannotator.task import Task, normalize_label_name
+
+MANIFEST = "specialist.json"
+_REGISTRY: dict[str, type[Specialist]] = {}
+
+
+class Specialist(ABC):
+    """A small classifier: `predict_proba` returns an (n, n_labels) array in the task's label order."""
+
+    kind: ClassVar[str]
+    trainable: ClassVar[bool] = True
+
+    def __init__(self, task: Task, **options: Any) -> None:
+        self.task = task
+        self.options = options
+
+    @abstractmethod
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> Specialist:
+        """Train on texts with task label names; return self."""
+
+    @abstractmethod
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, n_labels) probabilities in task label order; an all-zero row means abstain."""
+
+    @abstractmethod
+    def _save_weights(self, folder: Path) -> None:
+        """Write this kind's own files (never pickles) into `folder`."""
+
+    @abstractmethod
+    def _load_weights(self, folder: Path) -> None:
+        """Read back what `_save_weights` wrote."""
+
+    def save(self, folder: str | Path) -> Path:
+        """Save to a folder: a JSON manifest plus the kind's weight files."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._save_weights(folder)
+        manifest = {"kind": self.kind, "labels": self.task.label_names, "options": self.options}
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+        return folder
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.task.labels)
+
+    def label_indices(self, labels: Sequence[str]) -> np.ndarray:
+        """Task label names to indices; a name outside the task is a clear error."""
+        index = {name: i for i, name in enumerate(self.task.label_names)}
+        try:
+            return np.array([index[self.task.resolve_label(label) or str(label)] for label in labels], dtype=np.int64)
+        except KeyError as exc:
+            raise AnnotatorError(f"training label {exc} is not one of the task labels {self.task.label_names}") from None
+
+
+def register(kind: str) -> Callable[[type[Specialist]], type[Specialist]]:
+    """Class decorator that registers a specialist kind under `kind`."""
+
+    def wrap(cls: type[Specialist]) -> type[Specialist]:
+        cls.kind = kind
+        _REGISTRY[kind] = cls
+        return cls
+
+    return wrap
+
+
+def registered_kinds() -> list[str]:
+    _import_builtin_kinds()
+    return sorted(_REGISTRY)
+
+
+def specialist_class(kind: str) -> type[Specialist]:
+    """The class registered as `kind`, or a clear error listing the known kinds."""
+    _import_builtin_kinds()
+    if kind not in _REGISTRY:
+        raise AnnotatorError(f"unknown specialist kind '{kind}' (known: {', '.join(sorted(_REGISTRY))})")
+    return _REGISTRY[kind]
+
+
+def create_specialist(kind: str, task: Task, **options: Any) -> Specialist:
+    """A new, untrained specialist of `kind` for `task`; an unknown option is a clear error."""
+    cls = specialist_class(kind)
+    try:
+        return cls(task, **options)
+    except TypeError as exc:
+        if "unexpected keyword" not in str(exc):
+            raise
+        option = str(exc).rsplit("argument", 1)[-1].strip()
+        raise AnnotatorError(f"specialist '{kind}' has no option {option}") from None
+
+
+def load_specialist(folder: str | Path, task: Task) -> Specialist:
+    """Load a saved specialist; its label set must be the task's."""
+    folder = Path(folder)
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise AnnotatorError(f"{folder}: not a saved specialist (no {MANIFEST})")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if manifest["labels"] != task.label_names:
+        raise AnnotatorError(f"{folder}: saved for labels {manifest['labels']}, the task has {task.label_names}")
+    specialist = create_specialist(manifest["kind"], task, **manifest.get("options", {}))
+    specialist._load_weights(folder)
+    return specialist
+
+
+def _import_builtin_kinds() -> None:
+    from autoannotator.specialists import embedding, hf, lexicon, tfidf  # noqa: F401
+
+
+class LabelMapping:
+    """A matrix that turns a model's own label distribution into the task's.
+
+    Each model label maps to one task label, by the explicit `label_map` (a value of None drops
+    that label: the model abstains where it puts its mass there) or else by name or alias. A model
+    label that maps to nothing is refused: labels are never matched by position.
+    """
+
+    def __init__(self, model_labels: Sequence[str], task: Task, label_map: dict[str, str | None] | None = None) -> None:
+        self.model_labels = list(model_labels)
+        explicit = {normalize_label_name(k): v for k, v in (label_map or {}).items()}
+        self.matrix = np.zeros((len(self.model_labels), len(task.labels)))
+        unmapped = []
+        for i, model_label in enumerate(self.model_labels):
+            key = normalize_label_name(model_label)
+            if key in explicit:
+                target = explicit[key]
+                if target is None:
+                    continue
+                resolved = task.resolve_label(target)
+                if resolved is None:
+                    raise AnnotatorError(f"label_map sends '{model_label}' to '{target}', which is not a task label {task.label_names}")
+            else:
+                resolved = task.resolve_label(model_label)
+            if resolved is None:
+                unmapped.append(model_label)
+                continue
+            self.matrix[i, task.label_names.index(resolved)] = 1.0
+        if unmapped:
+            raise AnnotatorError(
+                f"model labels {unmapped} match no task label {task.label_names}: "
+                "give a label_map (model label -> task label, or null to ignore it) or add aliases to the task"
+            )
+        if np.count_nonzero(self.matrix.sum(axis=0)) < 2:
+            raise AnnotatorError(f"model labels {self.model_labels} cover fewer than two task labels {task.label_names}")
+
+    def apply(self, model_probs: np.ndarray) -> np.ndarray:
+        """(n, n_task_labels) renormalized task distribution; all-zero rows where the model abstains."""
+        task_probs = model_probs @ self.matrix
+        total = task_probs.sum(axis=1, keepdims=True)
+        return np.divide(task_probs, total, out=np.zeros_like(task_probs), where=total > 1e-9)

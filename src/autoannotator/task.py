@@ -1,0 +1,142 @@
+"""The task spec: what to label and with which labels, loaded from one YAML file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from autoannotator.errors import AnnotatorError
+
+
+def normalize_label_name(name: str) -> str:
+    """The form in which label names and aliases are compared: trimmed, lower-case, single spaces."""
+    return " ".join(str(name).strip().lower().replace("_", " ").split())
+
+
+class Label(BaseModel):
+    """One label of the task."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    aliases: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _strip_name(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("label name is empty")
+        return value
+
+
+class Example(BaseModel):
+    """A labeled example for few-shot prompts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    label: str
+
+
+class SpecialistSpec(BaseModel):
+    """A specialist named in the task file: its registered kind, a unique name and its options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+    name: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.kind
+
+
+class Task(BaseModel):
+    """An annotation task: instruction, labels and where the text lives in the input."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    instruction: str = ""
+    labels: list[Label]
+    text_column: str = "text"
+    id_column: str | None = None
+    examples: list[Example] = Field(default_factory=list)
+    specialists: list[SpecialistSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_labels(self) -> Task:
+        if not self.labels:
+            raise ValueError("the task has no labels: list at least two under 'labels'")
+        seen: dict[str, str] = {}
+        for label in self.labels:
+            for spelling in [label.name, *label.aliases]:
+                key = normalize_label_name(spelling)
+                if key in seen and seen[key] != label.name:
+                    raise ValueError(f"'{spelling}' names two labels ('{seen[key]}' and '{label.name}')")
+                if key in seen and spelling == label.name:
+                    raise ValueError(f"duplicate label '{label.name}'")
+                seen[key] = label.name
+        if len(self.labels) < 2:
+            raise ValueError("the task needs at least two labels")
+        for example in self.examples:
+            if self.resolve_label(example.label) is None:
+                raise ValueError(f"example label '{example.label}' is not one of the task labels {self.label_names}")
+        return self
+
+    @property
+    def label_names(self) -> list[str]:
+        return [label.name for label in self.labels]
+
+    def resolve_label(self, value: object) -> str | None:
+        """The task label that `value` names exactly or by alias (case-insensitive), else None."""
+        if value is None:
+            return None
+        key = normalize_label_name(str(value))
+        for label in self.labels:
+            if key in {normalize_label_name(s) for s in [label.name, *label.aliases]}:
+                return label.name
+        return None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Task:
+        """Load and validate a task file; every problem becomes one AnnotatorError line."""
+        path = Path(path)
+        if not path.is_file():
+            raise AnnotatorError(f"task file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise AnnotatorError(f"task file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise AnnotatorError(f"task file {path} must hold a mapping with 'name' and 'labels'")
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "task") -> Task:
+        """Validate a task given as a dict (labels may be a list of names or of mappings)."""
+        data = dict(data)
+        labels = data.get("labels")
+        if isinstance(labels, dict):
+            data["labels"] = [{"name": k, "description": v or ""} for k, v in labels.items()]
+        elif isinstance(labels, list):
+            data["labels"] = [{"name": v} if isinstance(v, str) else v for v in labels]
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise AnnotatorError(f"{source}: {format_validation_error(exc)}") from None
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """The first pydantic error as 'field.path: message'."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    message = err["msg"].removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where + ': ' if where else ''}{message}{more}"
