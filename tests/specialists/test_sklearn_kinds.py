@@ -1,0 +1,71 @@
+"""tfidf, embedding and lexicon: fit / predict_proba / save / load round trips on real tweets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autoannotator import AnnotatorError, Task
+from autoannotator.specialists import create_specialist, load_specialist, registered_kinds
+from tests.specialists.conftest import accuracy
+
+
+def test_builtin_kinds_are_registered() -> None:
+    assert {"hf", "embedding", "tfidf", "lexicon"} <= set(registered_kinds())
+
+
+@pytest.mark.parametrize(("kind", "floor"), [("tfidf", 0.5), ("embedding", 0.55), ("lexicon", 0.5)])
+def test_round_trip(kind: str, floor: float, task: Task, seed_data, held_out, tmp_path: Path) -> None:
+    specialist = create_specialist(kind, task).fit(*seed_data)
+    texts, gold = held_out
+    probs = specialist.predict_proba(texts)
+    assert probs.shape == (len(texts), 3)
+    assert np.allclose(probs.sum(axis=1), 1.0)
+    assert accuracy(probs, gold, task.label_names) > floor  # chance is about 0.42 (majority class)
+    saved = specialist.save(tmp_path / kind)
+    assert not list(saved.rglob("*.pkl")) and not list(saved.rglob("*.joblib"))
+    reloaded = load_specialist(saved, task)
+    assert np.allclose(reloaded.predict_proba(texts), probs, atol=1e-6)
+
+
+def test_untrained_specialist_says_what_to_do(task: Task) -> None:
+    with pytest.raises(AnnotatorError, match="not trained"):
+        create_specialist("tfidf", task).predict_proba(["hello"])
+
+
+def test_unknown_kind_and_option(task: Task) -> None:
+    with pytest.raises(AnnotatorError, match="unknown specialist kind 'bert'"):
+        create_specialist("bert", task)
+    with pytest.raises(AnnotatorError, match="no option 'depth'"):
+        create_specialist("tfidf", task, depth=3)
+
+
+def test_load_refuses_other_label_set(task: Task, seed_data, tmp_path: Path) -> None:
+    saved = create_specialist("tfidf", task).fit(*seed_data).save(tmp_path / "t")
+    other = Task.from_dict({"name": "x", "labels": ["spam", "ham"]})
+    with pytest.raises(AnnotatorError, match="saved for labels"):
+        load_specialist(saved, other)
+
+
+def test_seed_missing_a_label_gives_it_probability_zero(task: Task) -> None:
+    specialist = create_specialist("tfidf", task).fit(["good", "great", "bad", "awful"], ["positive", "positive", "negative", "negative"])
+    probs = specialist.predict_proba(["good day"])
+    assert probs[0, task.label_names.index("neutral")] == 0.0
+    assert task.label_names[probs[0].argmax()] == "positive"
+
+
+def test_lexicon_on_binary_task_needs_an_explicit_choice_for_neutral() -> None:
+    binary = Task.from_dict({"name": "b", "labels": ["negative", "positive"]})
+    with pytest.raises(AnnotatorError, match=r"model labels \['neutral'\] match no task label"):
+        create_specialist("lexicon", binary)
+    lexicon = create_specialist("lexicon", binary, label_map={"neutral": None})
+    probs = lexicon.predict_proba(["I love it", "I hate it", "the sky"])
+    assert probs[:2].argmax(axis=1).tolist() == [1, 0]
+    assert np.allclose(probs[:2].sum(axis=1), 1.0)
+
+
+def test_lexicon_matches_vader_rule(task: Task) -> None:
+    probs = create_specialist("lexicon", task).predict_proba(["What a wonderful day", "This is terrible", "The box is on the table"])
+    assert [task.label_names[i] for i in probs.argmax(axis=1)] == ["positive", "negative", "neutral"]

@@ -1,0 +1,78 @@
+"""The CLI as a user runs it: real subprocesses, one-line errors, the annotate -> evaluate flow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import EXAMPLE
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "autoannotator", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture()
+def tweets_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "tweets.csv"
+    pd.read_csv(EXAMPLE / "tweets.csv", dtype=str).iloc[:150].to_csv(path, index=False)
+    return path
+
+
+def annotate_args(tweets: Path, out: Path, *extra: str) -> list[str]:
+    return ["annotate", "--task", str(EXAMPLE / "task.yaml"), "--input", str(tweets), "--output", str(out),
+            "--seed", str(EXAMPLE / "seed.csv"), "--specialists", "tfidf,lexicon", "--quiet", *extra]  # fmt: skip
+
+
+def test_annotate_then_evaluate(tweets_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "labeled.jsonl"
+    run = cli(*annotate_args(tweets_csv, out, "--reviewer", "gold:gold_label", "--summary-json", str(tmp_path / "s.json")))
+    assert run.returncode == 0, run.stderr
+    assert "labels per route" in run.stdout and "consensus" in run.stdout and "gold" in run.stdout
+    assert (tmp_path / "labeled.jsonl.run" / "run.sqlite").is_file()
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["n_items"] == 150 and sum(summary["counts"].values()) == 150
+    labeled = pd.read_json(out, lines=True)
+    assert set(labeled["label_source"]) <= {"consensus", "gold"}
+    scores = cli("evaluate", str(out), "--gold", "gold_label", "--task", str(EXAMPLE / "task.yaml"), "--json", str(tmp_path / "e.json"))
+    assert scores.returncode == 0, scores.stderr
+    for heading in ("accuracy", "macro-F1", "per label_source", "confusion matrix"):
+        assert heading in scores.stdout
+    evaluation = json.loads((tmp_path / "e.json").read_text())
+    assert evaluation["route_accuracy"]["gold"] == 1.0
+    assert evaluation["route_counts"] == summary["counts"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda p: p.write_bytes(b""), "the file is empty"),
+        (lambda p: p.write_text("id,body\n1,hello\n"), "missing column(s) ['text']"),
+        (lambda p: p.write_bytes(b"id,text\n1,caf\xe9\n"), "not valid UTF-8"),
+        (lambda p: p.write_text("id,text\n1,a\n1,b\n"), "duplicate ids"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tweets_csv: Path, tmp_path: Path, mutate, message: str) -> None:
+    mutate(tweets_csv)
+    run = cli(*annotate_args(tweets_csv, tmp_path / "o.csv"))
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_bad_task_file_is_one_clear_line(tweets_csv: Path, tmp_path: Path) -> None:
+    task = tmp_path / "task.yaml"
+    task.write_text("name: t\nlabels: [a]\n")
+    run = cli("annotate", "--task", str(task), "--input", str(tweets_csv), "--output", str(tmp_path / "o.csv"))
+    assert run.returncode == 2 and "at least two labels" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_evaluate_refuses_a_missing_gold_column(tweets_csv: Path, tmp_path: Path) -> None:
+    run = cli("evaluate", str(tweets_csv), "--gold", "truth")
+    assert run.returncode == 2 and "missing column(s) ['truth'" in run.stderr

@@ -1,0 +1,78 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from autoannotator import AnnotatorError, Task
+from autoannotator.io import read_table, write_table
+from autoannotator.items import items_from_frame, labeled_seed
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_round_trip_keeps_text_exactly(tmp_path: Path, suffix: str) -> None:
+    frame = pd.DataFrame({"id": ["a", "b", "c"], "text": [" leading space", "ümlaut, \"quotes\"\nnewline", "007"]})
+    path = write_table(frame, tmp_path / f"data{suffix}")
+    back = read_table(path)
+    assert back["text"].tolist() == frame["text"].tolist()
+    assert back["id"].astype(str).tolist() == ["a", "b", "c"]
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+
+
+def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path: Path) -> None:
+    target = write_table(pd.DataFrame({"text": ["old"]}), tmp_path / "out.parquet")
+    with pytest.raises(Exception):
+        write_table(pd.DataFrame({"text": [object()]}), target)  # pyarrow cannot write a bare object
+    assert read_table(target)["text"].tolist() == ["old"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(AnnotatorError, match="empty"):
+        read_table(tmp_path / "empty.csv")
+
+
+def test_header_only_file(tmp_path: Path) -> None:
+    (tmp_path / "h.csv").write_text("text,label\n")
+    with pytest.raises(AnnotatorError, match="no rows"):
+        read_table(tmp_path / "h.csv")
+
+
+def test_invalid_utf8_names_the_byte(tmp_path: Path) -> None:
+    (tmp_path / "bad.csv").write_bytes(b"text\nfine\ncaf\xe9 latin-1\n")
+    with pytest.raises(AnnotatorError, match=r"not valid UTF-8 \(byte \d+"):
+        read_table(tmp_path / "bad.csv")
+
+
+def test_unsupported_suffix(tmp_path: Path) -> None:
+    with pytest.raises(AnnotatorError, match="unsupported file type '.xlsx'"):
+        read_table(tmp_path / "data.xlsx")
+
+
+def test_missing_text_column(task: Task) -> None:
+    with pytest.raises(AnnotatorError, match=r"missing column\(s\) \['text'\]"):
+        items_from_frame(pd.DataFrame({"id": ["1"], "body": ["x"]}), task)
+
+
+def test_duplicate_ids_are_refused(task: Task) -> None:
+    frame = pd.DataFrame({"id": ["1", "2", "1"], "text": ["a", "b", "c"]})
+    with pytest.raises(AnnotatorError, match=r"duplicate ids in column 'id': \['1'\]"):
+        items_from_frame(frame, task)
+
+
+def test_empty_and_nan_texts_become_empty_strings(task: Task) -> None:
+    frame = pd.DataFrame({"id": ["1", "2", "3"], "text": ["ok", None, float("nan")]})
+    items = items_from_frame(frame, task)
+    assert items.texts == ["ok", "", ""]
+
+
+def test_seed_with_unknown_label_is_refused(task: Task) -> None:
+    frame = pd.DataFrame({"text": ["a", "b"], "label": ["positive", "sarcastic"]})
+    with pytest.raises(AnnotatorError, match="'sarcastic'"):
+        labeled_seed(frame, task, label_column="label")
+
+
+def test_seed_resolves_aliases_and_drops_empty_texts(task: Task) -> None:
+    frame = pd.DataFrame({"text": ["a", "", "c"], "label": ["pos", "neg", "NEG"]})
+    texts, labels = labeled_seed(frame, task, label_column="label")
+    assert texts == ["a", "c"] and labels == ["positive", "negative"]

@@ -1,0 +1,46 @@
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from autoannotator import AnnotatorError
+from autoannotator.store import ItemRecord, RunStore
+
+
+def record(row: int, state: str = "done") -> ItemRecord:
+    return ItemRecord(row=row, item_id=f"id{row}", text_hash="h", state=state, label="a" if state == "done" else None,
+                      label_source="consensus" if state == "done" else "unresolved", consensus_label="a",
+                      uncertainty=0.0, votes={"m": {"label": "a", "p": 0.9}})  # fmt: skip
+
+
+def test_store_is_a_wal_sqlite_file(tmp_path: Path) -> None:
+    store = RunStore.open(tmp_path, {"input": "x"})
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
+    assert (tmp_path / "run.sqlite").is_file()
+
+
+def test_an_item_is_never_stored_twice(tmp_path: Path) -> None:
+    store = RunStore.open(tmp_path, {"input": "x"})
+    store.start_session()
+    store.save_items([record(0), record(1)])
+    with pytest.raises(sqlite3.IntegrityError):
+        store.save_items([record(2), record(1)])
+    assert sorted(store.processed_rows()) == [0, 1]  # the failed chunk left nothing behind
+
+
+def test_reviews_only_touch_pending_items(tmp_path: Path) -> None:
+    store = RunStore.open(tmp_path, {"input": "x"})
+    store.start_session()
+    store.save_items([record(0), record(1, state="pending_review")])
+    store.save_reviews([(0, "b", "gold"), (1, "b", "gold")])
+    by_row = {r.row: r for r in store.items()}
+    assert (by_row[0].label, by_row[0].label_source) == ("a", "consensus")
+    assert (by_row[1].label, by_row[1].reviewed_label, by_row[1].label_source) == ("b", "b", "gold")
+    assert store.pending_review() == []
+
+
+def test_a_different_run_is_refused(tmp_path: Path) -> None:
+    RunStore.open(tmp_path, {"input": "x", "task": 1}).close()
+    with pytest.raises(AnnotatorError, match=r"holds a different run \(changed: input\)"):
+        RunStore.open(tmp_path, {"input": "y", "task": 1})
