@@ -26,7 +26,6 @@ from autoannotator.task import SpecialistSpec, Task
 
 OUTPUT_COLUMNS = ["label", "label_source", "uncertainty", "votes", "reviewed_label", "consensus_label"]
 DEFAULT_SPECIALISTS = ("tfidf", "embedding", "lexicon")
-UNTRAINED_KINDS = {"tfidf", "embedding"}
 
 
 @dataclass
@@ -58,12 +57,23 @@ class AnnotationResult:
     summary: RunSummary
 
 
-def as_specs(specialists: Sequence[str | SpecialistSpec | dict]) -> list[SpecialistSpec]:
-    """Normalize kinds, specs or dicts to specs with unique names."""
-    specs = [
-        s if isinstance(s, SpecialistSpec) else SpecialistSpec(kind=s) if isinstance(s, str) else SpecialistSpec(**s)
-        for s in specialists
-    ]
+SpecialistLike = str | SpecialistSpec | dict | Specialist
+
+
+def as_spec(specialist: SpecialistLike) -> SpecialistSpec:
+    """A spec for a kind name, a spec, a dict, or a ready Specialist instance (named by its kind)."""
+    if isinstance(specialist, SpecialistSpec):
+        return specialist
+    if isinstance(specialist, str):
+        return SpecialistSpec(kind=specialist)
+    if isinstance(specialist, Specialist):
+        return SpecialistSpec(kind=specialist.kind, options=specialist.options)
+    return SpecialistSpec(**specialist)
+
+
+def as_specs(specialists: Sequence[SpecialistLike]) -> list[SpecialistSpec]:
+    """Normalize to specs with unique names."""
+    specs = [as_spec(s) for s in specialists]
     if not specs:
         raise AnnotatorError("no specialists given")
     names = [s.display_name for s in specs]
@@ -80,6 +90,9 @@ class Annotator:
 
     >>> annotator = Annotator(task, specialists=["tfidf", "lexicon"], reviewer="gold:label", run_dir="runs/x")
     >>> result = annotator.annotate("input.csv", seed="seed.csv", output="labeled.csv")
+
+    `specialists` takes kind names, specs (kind, name, options) or ready, trained Specialist instances,
+    which are used as they are (not retrained on a seed).
     """
 
     def __init__(
@@ -87,7 +100,7 @@ class Annotator:
         task: Task,
         *,
         run_dir: str | Path,
-        specialists: Sequence[str | SpecialistSpec | dict] | None = None,
+        specialists: Sequence[SpecialistLike] | None = None,
         reviewer: str | Reviewer | None = "none",
         rule: Rule = "vote",
         epsilon: float | None = None,
@@ -98,7 +111,9 @@ class Annotator:
     ) -> None:
         self.task = task
         self.run_dir = Path(run_dir)
-        self.specs = as_specs(specialists or task.specialists or DEFAULT_SPECIALISTS)
+        chosen = list(specialists or task.specialists or DEFAULT_SPECIALISTS)
+        self.specs = as_specs(chosen)
+        self.ready = {spec.display_name: s for spec, s in zip(self.specs, chosen) if isinstance(s, Specialist)}
         self.reviewer = reviewer if isinstance(reviewer, Reviewer) or reviewer is None else create_reviewer(reviewer, task)
         if rule not in ("vote", "margin", "entropy"):
             raise AnnotatorError(f"unknown rule '{rule}' (use vote, margin or entropy)")
@@ -189,18 +204,25 @@ class Annotator:
             if saved is not None:
                 pool[name] = load_specialist(self.run_dir / saved, self.task)
                 continue
-            specialist = create_specialist(spec.kind, self.task, **spec.options)
-            if seed_data is not None and specialist.trainable:
-                t0 = time.perf_counter()
-                specialist.fit(*seed_data)
-                seconds[f"fit:{name}"] = time.perf_counter() - t0
-            elif spec.kind in UNTRAINED_KINDS:
-                raise AnnotatorError(f"the '{name}' specialist must be trained first: give a labeled seed file (--seed)")
+            specialist = self.ready.get(name) or self._build_specialist(spec, seed_data, seconds)
             relative = Path("specialists") / name / "v1"
             specialist.save(self.run_dir / relative)
             store.record_specialist(name, spec.kind, str(relative))
             pool[name] = specialist
         return pool
+
+    def _build_specialist(
+        self, spec: SpecialistSpec, seed_data: tuple[list[str], list[str]] | None, seconds: dict[str, float]
+    ) -> Specialist:
+        """A new specialist, trained on the seed when it can be; kinds that need training refuse to run without."""
+        specialist = create_specialist(spec.kind, self.task, **spec.options)
+        if seed_data is not None and specialist.trainable:
+            t0 = time.perf_counter()
+            specialist.fit(*seed_data)
+            seconds[f"fit:{spec.display_name}"] = time.perf_counter() - t0
+        elif specialist.needs_training:
+            raise AnnotatorError(f"the '{spec.display_name}' specialist must be trained first: give a labeled seed file (--seed)")
+        return specialist
 
     def _label_chunk(self, store: RunStore, rows: list[int], items: InputItems, seconds: dict[str, float]) -> None:
         """Run the pool on one chunk, decide by consensus and store the chunk in one transaction."""

@@ -22,6 +22,7 @@ class Specialist(ABC):
 
     kind: ClassVar[str]
     trainable: ClassVar[bool] = True
+    needs_training: ClassVar[bool] = True
 
     def __init__(self, task: Task, **options: Any) -> None:
         self.task = task

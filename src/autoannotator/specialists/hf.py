@@ -21,6 +21,8 @@ class HFSpecialist(Specialist):
     """A transformers classifier. Used as is, its `id2label` is mapped onto the task labels (explicit
     `label_map`, else name or alias); `fit` puts a new head with the task labels on it and fine-tunes."""
 
+    needs_training = False
+
     def __init__(
         self,
         task: Task,

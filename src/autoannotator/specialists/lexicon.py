@@ -31,6 +31,7 @@ class LexiconSpecialist(Specialist):
     """VADER compound score as a negative/neutral/positive distribution, mapped onto the task labels."""
 
     trainable = False
+    needs_training = False
 
     def __init__(self, task: Task, *, label_map: dict[str, str | None] | None = None) -> None:
         super().__init__(task, label_map=label_map)
