@@ -33,11 +33,13 @@ def test_reviews_only_touch_pending_items(tmp_path: Path) -> None:
     store = RunStore.open(tmp_path, {"input": "x"})
     store.start_session()
     store.save_items([record(0), record(1, state="pending_review")])
-    store.save_reviews([(0, "b", "gold"), (1, "b", "gold")])
+    settled = store.save_reviews([(0, "gold", "b", None, {}), (1, "gold", "b", {"b": 0.9, "a": 0.1}, {"attempts": 1})])
+    assert settled == 1
     by_row = {r.row: r for r in store.items()}
     assert (by_row[0].label, by_row[0].label_source) == ("a", "consensus")
     assert (by_row[1].label, by_row[1].reviewed_label, by_row[1].label_source) == ("b", "b", "gold")
     assert store.pending_review() == []
+    assert [r["probs"] for r in store.reviews(1)] == [{"b": 0.9, "a": 0.1}]
 
 
 def test_a_different_run_is_refused(tmp_path: Path) -> None:

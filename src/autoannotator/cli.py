@@ -27,6 +27,13 @@ def default_run_dir(output: Path) -> Path:
     return output.with_name(output.name + ".run")
 
 
+def llm_options(**given: object) -> dict[str, object]:
+    """LLM reviewer options the user set; defaults are left to the reviewer (the embedded model takes fewer)."""
+    defaults = {"api_key_env": "OPENAI_API_KEY", "prompt": "zero-shot", "structured": "json_schema", "max_in_flight": 8,
+                "timeout_s": 60.0, "max_retries": 5}  # fmt: skip
+    return {k: v for k, v in given.items() if v is not None and defaults.get(k) != v}
+
+
 @app.command()
 def annotate(
     task: Annotated[Path, typer.Option("--task", help="task YAML: name, instruction, labels, text column")],
@@ -41,6 +48,18 @@ def annotate(
     budget: Annotated[Optional[float], typer.Option("--budget", help="review this fraction of items, most uncertain first")] = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="items per chunk (one transaction each)")] = 512,
     seed_label_column: Annotated[str, typer.Option("--seed-label-column", help="label column of the seed file")] = "label",
+    mode: Annotated[str, typer.Option("--mode", help="specialists (default), or llm-only: the reviewer labels every item")] = "specialists",
+    llm_base_url: Annotated[Optional[str], typer.Option("--llm-base-url", help="OpenAI-compatible server; none: the embedded model")] = None,
+    llm_model: Annotated[Optional[str], typer.Option("--llm-model", help="model name at the server, or gemma3-270m | smollm2-135m | FILE.gguf")] = None,
+    llm_api_key_env: Annotated[str, typer.Option("--llm-api-key-env", help="environment variable holding the API key")] = "OPENAI_API_KEY",
+    llm_prompt: Annotated[str, typer.Option("--llm-prompt", help="zero-shot, one-shot, k-shot or cot")] = "zero-shot",
+    llm_shots: Annotated[Optional[int], typer.Option("--llm-shots", help="examples in a k-shot prompt")] = None,
+    llm_structured: Annotated[str, typer.Option("--llm-structured", help="json_schema, json_object (llama.cpp) or none")] = "json_schema",
+    llm_max_in_flight: Annotated[int, typer.Option("--llm-max-in-flight", help="requests in flight at once")] = 8,
+    llm_rate_limit: Annotated[Optional[float], typer.Option("--llm-rate-limit", help="at most this many requests per second")] = None,
+    llm_timeout: Annotated[float, typer.Option("--llm-timeout", help="seconds per request")] = 60.0,
+    llm_max_retries: Annotated[int, typer.Option("--llm-max-retries", help="retries on 429, 5xx, timeouts")] = 5,
+    price_table: Annotated[Optional[Path], typer.Option("--price-table", help="YAML of USD per 1M tokens per model")] = None,
     summary_json: Annotated[Optional[Path], typer.Option("--summary-json", help="also write the run summary as JSON")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
@@ -55,7 +74,12 @@ def annotate(
             run_dir=run_dir or default_run_dir(output),
             specialists=[s.strip() for s in specialists.split(",") if s.strip()] if specialists else None,
             reviewer=reviewer, rule=rule, epsilon=epsilon, budget=budget, chunk_size=chunk_size,
-            seed_label_column=seed_label_column, progress=not quiet,
+            seed_label_column=seed_label_column, progress=not quiet, mode=mode,
+            reviewer_options=llm_options(
+                base_url=llm_base_url, model=llm_model, api_key_env=llm_api_key_env, prompt=llm_prompt, shots=llm_shots,
+                structured=llm_structured, max_in_flight=llm_max_in_flight, rate_limit=llm_rate_limit,
+                timeout_s=llm_timeout, max_retries=llm_max_retries, price_table=str(price_table) if price_table else None,
+            ),
         )  # fmt: skip
         result = annotator.annotate(input, seed=seed, output=output)
     except AnnotatorError as exc:
@@ -73,11 +97,12 @@ def evaluate(
     gold: Annotated[str, typer.Option("--gold", help="column holding the true labels")],
     task: Annotated[Optional[Path], typer.Option("--task", help="task YAML: orders the labels and resolves aliases")] = None,
     json_output: Annotated[Optional[Path], typer.Option("--json", help="also write the scores as JSON")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="run store of the file (default: LABELED.run), for LLM costs")] = None,
 ) -> None:
     """Print accuracy, macro-F1, the confusion matrix, accuracy per label_source and counts per route."""
     from dataclasses import asdict
 
-    from autoannotator.display import show_evaluation
+    from autoannotator.display import show_evaluation, show_llm_usage
     from autoannotator.io import read_table
     from autoannotator.report import evaluate_frame
     from autoannotator.task import Task
@@ -94,8 +119,70 @@ def evaluate(
     except AnnotatorError as exc:
         fail(str(exc))
     show_evaluation(console, evaluation)
+    usage = llm_usage_of(run_dir or default_run_dir(labeled))
+    if usage:
+        show_llm_usage(console, usage)
     if json_output:
-        json_output.write_text(json.dumps(asdict(evaluation) | {"coverage": evaluation.coverage}, indent=2), encoding="utf-8")
+        scores = asdict(evaluation) | {"coverage": evaluation.coverage, "llm": usage}
+        json_output.write_text(json.dumps(scores, indent=2), encoding="utf-8")
+
+
+def llm_usage_of(run_dir: Path) -> dict:
+    """LLM calls, tokens, $ and time recorded in a run store, if there is one."""
+    from autoannotator.store import STORE_FILE, RunStore
+
+    if not (run_dir / STORE_FILE).is_file():
+        return {}
+    store = RunStore(run_dir / STORE_FILE)
+    try:
+        return store.llm_usage()
+    finally:
+        store.close()
+
+
+@app.command()
+def review(
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="the run whose hard items to review")],
+    export: Annotated[Optional[Path], typer.Option("--export", help="write the queue as JSONL (fill 'label')")] = None,
+    export_label_studio: Annotated[Optional[Path], typer.Option("--export-label-studio", help="write Label Studio tasks JSON (+ .xml config)")] = None,
+    import_file: Annotated[Optional[Path], typer.Option("--import", help="apply answers from our JSONL or a Label Studio JSON export")] = None,
+) -> None:
+    """Review the run's waiting hard items in the terminal, or export/import them; then rerun annotate to continue."""
+    from autoannotator.review_queue import export_jsonl, export_label_studio as export_ls, import_answers
+    from autoannotator.reviewers.base import ReviewItem
+    from autoannotator.reviewers.human import review_in_terminal
+    from autoannotator.store import STORE_FILE, RunStore
+    from autoannotator.task import Task
+
+    if not (run_dir / STORE_FILE).is_file():
+        fail(f"no run store in {run_dir} (run annotate first)")
+    store = RunStore(run_dir / STORE_FILE)
+    try:
+        store.start_session()
+        task = Task.model_validate(store.fingerprint()["task"])
+        pending = store.pending_review()
+        if export:
+            console.print(f"exported {export_jsonl(pending, task, export)} items to {export}")
+        if export_label_studio:
+            n = export_ls(pending, task, export_label_studio)
+            console.print(f"exported {n} Label Studio tasks to {export_label_studio} (config: {export_label_studio.with_suffix('.xml')})")
+        if import_file:
+            report = import_answers(import_file, store, task)
+            console.print(f"imported {report.imported} answers; {report.already_answered} were already answered, "
+                          f"{report.unanswered} left blank")  # fmt: skip
+        if not (export or export_label_studio or import_file):
+            items = [ReviewItem(row=r.row, item_id=r.item_id, text=r.text, votes=r.votes, consensus_label=r.consensus_label) for r in pending]
+            if not items:
+                console.print("nothing to review")
+            else:
+                stats = review_in_terminal(items, task, store, console=console)
+                console.print(f"answered {stats.answered}, skipped {stats.skipped}, undone {stats.undone}; "
+                              f"{len(store.pending_review())} still waiting")  # fmt: skip
+        store.finish_session()
+    except AnnotatorError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
 
 
 def main() -> None:

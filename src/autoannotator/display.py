@@ -29,6 +29,8 @@ def show_summary(console: Console, summary: RunSummary) -> None:
         f"labeled now: {summary.n_labeled_now}, resumed from earlier sessions: {summary.n_resumed}, "
         f"sent to review: {summary.review_fraction:.1%}, time: {summary.seconds.get('total', 0):.1f} s"
     )
+    if summary.llm:
+        show_llm_usage(console, summary.llm)
     if summary.output:
         console.print(f"wrote {summary.output} (run store: {summary.run_dir})")
 
@@ -54,3 +56,16 @@ def show_evaluation(console: Console, evaluation: Evaluation) -> None:
         if any(counts) or label != "(unresolved)":
             matrix.add_row(label, *map(str, counts))
     console.print(matrix)
+
+
+def show_llm_usage(console: Console, usage: dict[str, dict[str, float]]) -> None:
+    """Calls (paid), cache hits, failed attempts, tokens, $ and seconds per model, over the whole run."""
+    table = Table(title="LLM usage (all sessions of this run)", title_justify="left")
+    for column in ("model", "calls", "cache hits", "failed", "prompt tok", "completion tok", "$", "seconds"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for model, u in usage.items():
+        table.add_row(
+            model, str(int(u["calls"])), str(int(u["cache_hits"])), str(int(u["failed"])), f"{int(u['prompt_tokens']):,}",
+            f"{int(u['completion_tokens']):,}", f"{u['cost_usd']:.6f}", f"{u['seconds']:.1f}",
+        )  # fmt: skip
+    console.print(table)

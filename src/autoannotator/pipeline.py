@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -22,10 +22,11 @@ from autoannotator.reviewers import Reviewer, ReviewItem, create_reviewer
 from autoannotator.specialists import Specialist, create_specialist, load_specialist
 from autoannotator.specialists.base import specialist_class
 from autoannotator.store import ItemRecord, RunStore
-from autoannotator.task import SpecialistSpec, Task
+from autoannotator.task import Example, SpecialistSpec, Task
 
 OUTPUT_COLUMNS = ["label", "label_source", "uncertainty", "votes", "reviewed_label", "consensus_label"]
 DEFAULT_SPECIALISTS = ("tfidf", "embedding", "lexicon")
+Mode = Literal["specialists", "llm-only"]
 
 
 @dataclass
@@ -37,6 +38,7 @@ class RunSummary:
     n_resumed: int
     counts: dict[str, int]
     seconds: dict[str, float] = field(default_factory=dict)
+    llm: dict[str, dict[str, float]] = field(default_factory=dict)
     run_dir: str = ""
     output: str | None = None
 
@@ -92,7 +94,8 @@ class Annotator:
     >>> result = annotator.annotate("input.csv", seed="seed.csv", output="labeled.csv")
 
     `specialists` takes kind names, specs (kind, name, options) or ready, trained Specialist instances,
-    which are used as they are (not retrained on a seed).
+    which are used as they are (not retrained on a seed). `reviewer` is 'none', 'gold:COLUMN', 'llm',
+    'human' or a Reviewer; `reviewer_options` configures it (for 'llm': base_url, model, prompt, ...).
     """
 
     def __init__(
@@ -102,19 +105,27 @@ class Annotator:
         run_dir: str | Path,
         specialists: Sequence[SpecialistLike] | None = None,
         reviewer: str | Reviewer | None = "none",
+        reviewer_options: dict[str, Any] | None = None,
         rule: Rule = "vote",
         epsilon: float | None = None,
         budget: float | None = None,
         chunk_size: int = 512,
         seed_label_column: str = "label",
+        mode: Mode = "specialists",
         progress: bool = False,
     ) -> None:
         self.task = task
         self.run_dir = Path(run_dir)
-        chosen = list(specialists or task.specialists or DEFAULT_SPECIALISTS)
-        self.specs = as_specs(chosen)
+        if mode not in ("specialists", "llm-only"):
+            raise AnnotatorError(f"unknown mode '{mode}' (use specialists or llm-only)")
+        self.mode = mode
+        chosen = [] if mode == "llm-only" else list(specialists or task.specialists or DEFAULT_SPECIALISTS)
+        self.specs = as_specs(chosen) if chosen else []
         self.ready = {spec.display_name: s for spec, s in zip(self.specs, chosen) if isinstance(s, Specialist)}
-        self.reviewer = reviewer if isinstance(reviewer, Reviewer) or reviewer is None else create_reviewer(reviewer, task)
+        if isinstance(reviewer, Reviewer) or reviewer is None:
+            self.reviewer = reviewer
+        else:
+            self.reviewer = create_reviewer(reviewer, task, reviewer_options)
         if rule not in ("vote", "margin", "entropy"):
             raise AnnotatorError(f"unknown rule '{rule}' (use vote, margin or entropy)")
         if epsilon is not None and not 0.0 <= epsilon <= 1.0:
@@ -123,6 +134,8 @@ class Annotator:
             raise AnnotatorError(f"the review budget is a fraction in [0, 1], got {budget}")
         if rule != "vote" and epsilon is None and budget is None:
             raise AnnotatorError(f"the '{rule}' rule needs --epsilon or --budget")
+        if mode == "llm-only" and self.reviewer is None:
+            raise AnnotatorError("--mode llm-only needs a reviewer that labels every item, e.g. --reviewer llm")
         if chunk_size < 1:
             raise AnnotatorError("chunk size must be at least 1")
         self.rule, self.epsilon, self.budget, self.chunk_size = rule, epsilon, budget, chunk_size
@@ -148,6 +161,8 @@ class Annotator:
             store.start_session()
             seconds: dict[str, float] = {}
             self.specialists = self._prepare_specialists(store, seed_data, seconds)
+            if self.reviewer is not None and seed_data is not None:
+                self.reviewer.use_examples([Example(text=t, label=y) for t, y in zip(*seed_data)])
             records = frame.to_dict("records")
             self._review(store, store.pending_review(), items, records, seconds)
             done_before = store.processed_rows()
@@ -167,7 +182,7 @@ class Annotator:
             seconds["total"] = time.perf_counter() - started
             summary = RunSummary(
                 n_items=len(items), n_labeled_now=len(todo), n_resumed=len(done_before), counts=store.count_by_source(),
-                seconds={k: round(v, 3) for k, v in seconds.items()}, run_dir=str(self.run_dir),
+                seconds={k: round(v, 3) for k, v in seconds.items()}, llm=store.llm_usage(), run_dir=str(self.run_dir),
                 output=None if output is None else str(output),
             )  # fmt: skip
             return AnnotationResult(frame=labeled, summary=summary)
@@ -189,6 +204,7 @@ class Annotator:
             "task": self.task.model_dump(mode="json"),
             "specialists": [s.model_dump(mode="json") for s in self.specs],
             "consensus": {"rule": self.rule, "epsilon": self.epsilon, "budget": self.budget},
+            "mode": self.mode,
             "input": items.content_hash,
             "seed": seed_hash,
         }
@@ -231,11 +247,18 @@ class Annotator:
         scored = [i for i, t in enumerate(texts) if t.strip()]
         empty = sorted(set(range(len(rows))) - set(scored))
         records = [
-            ItemRecord(row=rows[i], item_id=items.ids[rows[i]], text_hash=items.hashes[rows[i]], state="skipped",
+            ItemRecord(row=rows[i], item_id=items.ids[rows[i]], text_hash=items.hashes[rows[i]], text=texts[i], state="skipped",
                        label=None, label_source="unresolved", consensus_label=None, uncertainty=None, votes={})
             for i in empty
         ]  # fmt: skip
-        if scored:
+        if scored and self.mode == "llm-only":
+            records += [
+                ItemRecord(row=rows[i], item_id=items.ids[rows[i]], text_hash=items.hashes[rows[i]], text=texts[i],
+                           state="pending_review", label=None, label_source="unresolved", consensus_label=None,
+                           uncertainty=None, votes={})
+                for i in scored
+            ]  # fmt: skip
+        elif scored:
             probs = []
             for name, specialist in self.specialists.items():
                 t0 = time.perf_counter()
@@ -255,7 +278,7 @@ class Annotator:
                 majority = labels[result.labels[j]] if result.votes[:, j].max() >= 0 else None
                 hard = bool(result.hard[j]) or majority is None
                 records.append(
-                    ItemRecord(row=row, item_id=items.ids[row], text_hash=items.hashes[row],
+                    ItemRecord(row=row, item_id=items.ids[row], text_hash=items.hashes[row], text=texts[i],
                                state="pending_review" if hard else "done", label=None if hard else majority,
                                label_source="unresolved" if hard else "consensus", consensus_label=majority,
                                uncertainty=round(float(result.uncertainty[j]), 6), votes=votes)
@@ -277,10 +300,11 @@ class Annotator:
                        consensus_label=r.consensus_label, record=records[r.row])
             for r in pending
         ]  # fmt: skip
+        self.reviewer.attach(store)
         answers = self.reviewer.review(queue)
-        store.save_reviews(
-            (item.row, label, self.reviewer.source) for item, label in zip(queue, answers) if label is not None
-        )
+        if not self.reviewer.saves_own_answers:
+            source = self.reviewer.source
+            store.save_reviews((item.row, source, a.label, a.probs, a.detail) for item, a in zip(queue, answers))
         seconds["review"] = seconds.get("review", 0.0) + time.perf_counter() - t0
 
     def _output_frame(self, frame: pd.DataFrame, store: RunStore) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from pathlib import Path
 from autoannotator.errors import AnnotatorError
 
 STORE_FILE = "run.sqlite"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS items (
     row INTEGER PRIMARY KEY,
     item_id TEXT NOT NULL UNIQUE,
     text_hash TEXT NOT NULL,
+    text TEXT NOT NULL DEFAULT '',
     state TEXT NOT NULL CHECK (state IN ('done', 'pending_review', 'skipped')),
     label TEXT,
     label_source TEXT NOT NULL CHECK (label_source IN ('consensus', 'llm', 'human', 'gold', 'unresolved')),
@@ -41,6 +42,35 @@ CREATE TABLE IF NOT EXISTS items (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS items_state ON items(state);
+CREATE TABLE IF NOT EXISTS reviews (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    row INTEGER NOT NULL REFERENCES items(row),
+    reviewer TEXT NOT NULL,
+    label TEXT,
+    probs TEXT,
+    detail TEXT,
+    session INTEGER,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS llm_cache (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    response TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS llm_calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('paid', 'cached', 'failed')),
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    latency_s REAL NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    error TEXT,
+    session INTEGER,
+    created_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS specialists (
     name TEXT NOT NULL,
     version INTEGER NOT NULL,
@@ -70,6 +100,7 @@ class ItemRecord:
     uncertainty: float | None
     votes: dict
     reviewed_label: str | None = None
+    text: str = ""
 
 
 class RunStore:
@@ -142,14 +173,14 @@ class RunStore:
     def save_items(self, records: Iterable[ItemRecord]) -> None:
         """Insert one chunk's items in one transaction; an item stored before is an error, never a second label."""
         rows = [
-            (r.row, r.item_id, r.text_hash, r.state, r.label, r.label_source, r.consensus_label, r.uncertainty,
+            (r.row, r.item_id, r.text_hash, r.text, r.state, r.label, r.label_source, r.consensus_label, r.uncertainty,
              json.dumps(r.votes, sort_keys=True), r.reviewed_label, self.session, now())
             for r in records
         ]  # fmt: skip
         with self.transaction() as conn:
             conn.executemany(
-                "INSERT INTO items(row, item_id, text_hash, state, label, label_source, consensus_label, uncertainty,"
-                " votes, reviewed_label, session, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO items(row, item_id, text_hash, text, state, label, label_source, consensus_label,"
+                " uncertainty, votes, reviewed_label, session, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 
@@ -164,14 +195,89 @@ class RunStore:
         )
         return [self._record(r) for r in cursor if r["row"] in wanted]
 
-    def save_reviews(self, answers: Iterable[tuple[int, str, str]]) -> None:
-        """Record (row, label, source) answers for pending items in one transaction."""
+    def save_reviews(self, answers: Iterable[tuple[int, str, str | None, dict | None, dict]]) -> int:
+        """Log (row, reviewer, label, probs, detail) answers and settle pending items that got a label.
+
+        One transaction. An item is settled once: an answer for an item that is no longer pending
+        is logged but changes nothing. Returns how many items were settled.
+        """
+        settled = 0
         with self.transaction() as conn:
-            conn.executemany(
-                "UPDATE items SET state = 'done', label = ?, reviewed_label = ?, label_source = ?, updated_at = ?"
-                " WHERE row = ? AND state = 'pending_review'",
-                [(label, label, source, now(), row) for row, label, source in answers],
+            for row, reviewer, label, probs, detail in answers:
+                conn.execute(
+                    "INSERT INTO reviews(row, reviewer, label, probs, detail, session, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (row, reviewer, label, None if probs is None else json.dumps(probs), json.dumps(detail), self.session, now()),
+                )
+                if label is not None:
+                    cur = conn.execute(
+                        "UPDATE items SET state = 'done', label = ?, reviewed_label = ?, label_source = ?, updated_at = ?"
+                        " WHERE row = ? AND state = 'pending_review'",
+                        (label, label, reviewer, now(), row),
+                    )
+                    settled += cur.rowcount
+        return settled
+
+    def reopen(self, row: int, source: str) -> bool:
+        """Undo a reviewer's answer: the item goes back to the review queue. Only answers from `source`."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE items SET state = 'pending_review', label = NULL, reviewed_label = NULL, label_source = 'unresolved',"
+                " updated_at = ? WHERE row = ? AND state = 'done' AND label_source = ?",
+                (now(), row, source),
             )
+            if cur.rowcount:
+                conn.execute(
+                    "INSERT INTO reviews(row, reviewer, label, probs, detail, session, created_at) VALUES (?, ?, NULL, NULL, ?, ?, ?)",
+                    (row, source, json.dumps({"undo": True}), self.session, now()),
+                )
+        return bool(cur.rowcount)
+
+    def fingerprint(self) -> dict:
+        return json.loads(self.get_meta("fingerprint") or "{}")
+
+    def reviews(self, row: int) -> list[dict]:
+        """Every answer logged for one item, oldest first."""
+        cursor = self.conn.execute("SELECT * FROM reviews WHERE row = ? ORDER BY id", (row,))
+        return [dict(r) | {"probs": json.loads(r["probs"]) if r["probs"] else None, "detail": json.loads(r["detail"] or "{}")} for r in cursor]
+
+    def cache_get(self, key: str) -> dict | None:
+        """A cached LLM response by request hash."""
+        row = self.conn.execute("SELECT response FROM llm_cache WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row["response"])
+
+    def record_llm_call(
+        self, *, key: str, model: str, status: str, response: dict | None = None, prompt_tokens: int = 0,
+        completion_tokens: int = 0, latency_s: float = 0.0, cost_usd: float = 0.0, error: str | None = None,
+    ) -> None:  # fmt: skip
+        """Log one call in the ledger; a paid response is cached in the same transaction, so it is never paid twice."""
+        with self.transaction() as conn:
+            if status == "paid" and response is not None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO llm_cache(key, model, response, created_at) VALUES (?, ?, ?, ?)",
+                    (key, model, json.dumps(response), now()),
+                )
+            conn.execute(
+                "INSERT INTO llm_calls(key, model, status, prompt_tokens, completion_tokens, latency_s, cost_usd, error,"
+                " session, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, model, status, prompt_tokens, completion_tokens, latency_s, cost_usd, error, self.session, now()),
+            )
+
+    def llm_usage(self) -> dict[str, dict[str, float]]:
+        """Per model: paid calls, cache hits, failed attempts, tokens, $ and seconds, over every session."""
+        usage: dict[str, dict[str, float]] = {}
+        cursor = self.conn.execute(
+            "SELECT model, status, COUNT(*) AS n, SUM(prompt_tokens) AS pt, SUM(completion_tokens) AS ct,"
+            " SUM(cost_usd) AS cost, SUM(latency_s) AS secs FROM llm_calls GROUP BY model, status"
+        )
+        for r in cursor:
+            entry = usage.setdefault(r["model"], dict.fromkeys(
+                ["calls", "cache_hits", "failed", "prompt_tokens", "completion_tokens", "cost_usd", "seconds"], 0))  # fmt: skip
+            entry[{"paid": "calls", "cached": "cache_hits", "failed": "failed"}[r["status"]]] += r["n"]
+            entry["prompt_tokens"] += r["pt"] or 0
+            entry["completion_tokens"] += r["ct"] or 0
+            entry["cost_usd"] += r["cost"] or 0.0
+            entry["seconds"] += r["secs"] or 0.0
+        return usage
 
     def items(self) -> list[ItemRecord]:
         return [self._record(r) for r in self.conn.execute("SELECT * FROM items ORDER BY row")]
@@ -199,5 +305,5 @@ class RunStore:
         return ItemRecord(
             row=row["row"], item_id=row["item_id"], text_hash=row["text_hash"], state=row["state"], label=row["label"],
             label_source=row["label_source"], consensus_label=row["consensus_label"], uncertainty=row["uncertainty"],
-            votes=json.loads(row["votes"]), reviewed_label=row["reviewed_label"],
+            votes=json.loads(row["votes"]), reviewed_label=row["reviewed_label"], text=row["text"],
         )  # fmt: skip

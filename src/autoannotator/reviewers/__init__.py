@@ -1,5 +1,5 @@
 """Secondary review of hard items: by gold labels here; by an LLM or a person in their own modules."""
 
-from autoannotator.reviewers.base import Reviewer, ReviewItem, create_reviewer, register
+from autoannotator.reviewers.base import Answer, Reviewer, ReviewItem, create_reviewer, register
 
-__all__ = ["ReviewItem", "Reviewer", "create_reviewer", "register"]
+__all__ = ["Answer", "ReviewItem", "Reviewer", "create_reviewer", "register"]

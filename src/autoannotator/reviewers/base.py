@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from autoannotator.errors import AnnotatorError
-from autoannotator.task import Task
+from autoannotator.store import RunStore
+from autoannotator.task import Example, Task
 
 _REGISTRY: dict[str, Callable[..., Reviewer]] = {}
 
@@ -25,30 +26,48 @@ class ReviewItem:
     record: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A reviewer's answer: a task label or None (unresolved), with its probabilities over the labels if known."""
+
+    label: str | None
+    probs: dict[str, float] | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
 class Reviewer(ABC):
     """Answers hard items. `source` is what the output's `label_source` says for its answers."""
 
     source: ClassVar[str]
+    saves_own_answers: ClassVar[bool] = False  # True: it writes each answer to the store as it is given
 
     def __init__(self, task: Task) -> None:
         self.task = task
 
+    def attach(self, store: RunStore) -> None:
+        """Called with the run store before reviewing; reviewers that cache or account use it."""
+
+    def use_examples(self, examples: Sequence[Example]) -> None:
+        """Labeled examples (from the seed file) that few-shot reviewers may put in their prompts."""
+
     @abstractmethod
-    def review(self, items: Sequence[ReviewItem]) -> list[str | None]:
-        """One task label per item, or None where the reviewer gives no valid answer."""
+    def review(self, items: Sequence[ReviewItem]) -> list[Answer]:
+        """One answer per item, in order; `Answer(None)` where the reviewer gives no valid label."""
 
 
-def register(name: str) -> Callable[[type[Reviewer]], type[Reviewer]]:
-    def wrap(cls: type[Reviewer]) -> type[Reviewer]:
-        _REGISTRY[name] = cls
-        return cls
+def register(name: str) -> Callable[[Callable[..., Reviewer]], Callable[..., Reviewer]]:
+    """Register a reviewer factory `factory(task, argument, options)` under `name`."""
+
+    def wrap(factory: Callable[..., Reviewer]) -> Callable[..., Reviewer]:
+        _REGISTRY[name] = factory
+        return factory
 
     return wrap
 
 
-def create_reviewer(spec: str | None, task: Task) -> Reviewer | None:
-    """Build a reviewer from 'none', 'gold:COLUMN' or another registered 'name[:argument]'; None for 'none'."""
-    from autoannotator.reviewers import gold  # noqa: F401  (registers the built-in kinds)
+def create_reviewer(spec: str | None, task: Task, options: dict[str, Any] | None = None) -> Reviewer | None:
+    """Build a reviewer from 'none', 'gold:COLUMN', 'llm', 'human' or another registered 'name[:argument]'."""
+    from autoannotator.reviewers import factories  # noqa: F401  (registers the built-in kinds)
 
     spec = (spec or "none").strip()
     name, _, argument = spec.partition(":")
@@ -56,4 +75,4 @@ def create_reviewer(spec: str | None, task: Task) -> Reviewer | None:
         return None
     if name not in _REGISTRY:
         raise AnnotatorError(f"unknown reviewer '{name}' (known: none, {', '.join(sorted(_REGISTRY))})")
-    return _REGISTRY[name](task, argument) if argument else _REGISTRY[name](task)
+    return _REGISTRY[name](task, argument or None, options or {})

@@ -6,11 +6,10 @@ import math
 from collections.abc import Sequence
 
 from autoannotator.errors import AnnotatorError
-from autoannotator.reviewers.base import Reviewer, ReviewItem, register
+from autoannotator.reviewers.base import Answer, Reviewer, ReviewItem
 from autoannotator.task import Task
 
 
-@register("gold")
 class GoldReviewer(Reviewer):
     """Reads each hard item's label from `column`; a missing or unknown value leaves the item unresolved."""
 
@@ -22,12 +21,12 @@ class GoldReviewer(Reviewer):
             raise AnnotatorError("the gold reviewer needs a column: --reviewer gold:COLUMN")
         self.column = column
 
-    def review(self, items: Sequence[ReviewItem]) -> list[str | None]:
+    def review(self, items: Sequence[ReviewItem]) -> list[Answer]:
         answers = []
         for item in items:
             if self.column not in item.record:
                 raise AnnotatorError(f"gold column '{self.column}' is not in the input (columns: {list(item.record)})")
             value = item.record[self.column]
             missing = value is None or (isinstance(value, float) and math.isnan(value))
-            answers.append(None if missing else self.task.resolve_label(value))
+            answers.append(Answer(None if missing else self.task.resolve_label(value)))
         return answers

@@ -1,0 +1,158 @@
+"""An async OpenAI-compatible chat client with a run-store cache, retries, a cap on requests in flight and a ledger.
+
+Works with any server that speaks the chat-completions API (OpenAI, DeepSeek, MiniMax, vLLM, Ollama,
+llama.cpp's server). The API key is read from an environment variable and never stored or logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import json
+import os
+import random
+import time
+from typing import Any
+
+import openai
+from pydantic import BaseModel, ConfigDict, Field
+
+from autoannotator.errors import AnnotatorError
+from autoannotator.llm.prices import PriceTable
+from autoannotator.store import RunStore
+
+RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError, openai.APIConnectionError)
+
+
+class ClientSettings(BaseModel):
+    """Where and how to call the LLM."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = None
+    model: str = "gpt-4o-mini"
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+    max_in_flight: int = Field(8, ge=1)
+    rate_limit: float | None = Field(None, gt=0, description="requests per second at most")
+    backoff_base_s: float = Field(1.0, gt=0)
+    backoff_cap_s: float = Field(30.0, gt=0)
+
+
+class CallFailed(Exception):
+    """A request that still failed after its retries."""
+
+
+def request_key(model: str, messages: list[dict], params: dict[str, Any]) -> str:
+    """The cache key: a hash of everything that determines the answer."""
+    payload = json.dumps({"model": model, "messages": messages, "params": params}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def retry_after_seconds(exc: Exception) -> float | None:
+    """The server's Retry-After (seconds, milliseconds or an HTTP date), if it sent one."""
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    headers = response.headers
+    if "retry-after-ms" in headers:
+        try:
+            return float(headers["retry-after-ms"]) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+class ChatClient:
+    """Use inside one event loop: `async with ChatClient(...) as client: await client.complete(...)`."""
+
+    def __init__(self, settings: ClientSettings, store: RunStore, prices: PriceTable) -> None:
+        self.settings = settings
+        self.store = store
+        self.prices = prices
+        key = os.environ.get(settings.api_key_env)
+        if not key and settings.base_url is None:
+            raise AnnotatorError(f"set {settings.api_key_env} to the API key, or give --llm-base-url for a local server")
+        self._api_key = key or "not-needed"
+        self._slots = asyncio.Semaphore(settings.max_in_flight)
+        self._pace = asyncio.Lock()
+        self._next_start = 0.0
+        self._client: openai.AsyncOpenAI | None = None
+
+    async def __aenter__(self) -> ChatClient:
+        self._client = openai.AsyncOpenAI(
+            api_key=self._api_key, base_url=self.settings.base_url, timeout=self.settings.timeout_s, max_retries=0
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.close()
+
+    async def _wait_for_rate_limit(self) -> None:
+        if self.settings.rate_limit is None:
+            return
+        async with self._pace:
+            delay = self._next_start - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._next_start = max(time.monotonic(), self._next_start) + 1.0 / self.settings.rate_limit
+
+    def _backoff(self, attempt: int, exc: Exception) -> float:
+        """Retry-After when the server gives one, else exponential backoff with full jitter."""
+        told = retry_after_seconds(exc)
+        if told is not None:
+            return min(told, self.settings.backoff_cap_s * 4)
+        return random.uniform(0, min(self.settings.backoff_cap_s, self.settings.backoff_base_s * 2**attempt))
+
+    async def complete(self, messages: list[dict], params: dict[str, Any]) -> tuple[dict, bool]:
+        """(response as a dict, whether it came from the cache). Raises CallFailed after the retries."""
+        model = self.settings.model
+        key = request_key(model, messages, params)
+        cached = self.store.cache_get(key)
+        if cached is not None:
+            self.store.record_llm_call(key=key, model=model, status="cached")
+            return cached, True
+        last_error: Exception | None = None
+        for attempt in range(self.settings.max_retries + 1):
+            async with self._slots:
+                await self._wait_for_rate_limit()
+                started = time.perf_counter()
+                try:
+                    completion = await self._client.chat.completions.create(model=model, messages=messages, **params)
+                    response = completion.model_dump(mode="json")
+                    if not response.get("choices"):
+                        raise ValueError("response has no choices")
+                except openai.APIStatusError as exc:
+                    if not isinstance(exc, RETRYABLE) and exc.status_code not in (408, 409):
+                        raise AnnotatorError(f"the LLM server refused the request ({exc.status_code}): {_short(exc)}") from None
+                    last_error = exc
+                except (*RETRYABLE, ValueError, json.JSONDecodeError, openai.APIResponseValidationError) as exc:
+                    last_error = exc
+                else:
+                    usage = response.get("usage") or {}
+                    prompt_tokens, completion_tokens = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
+                    self.store.record_llm_call(
+                        key=key, model=model, status="paid", response=response, prompt_tokens=prompt_tokens,
+                        completion_tokens=completion_tokens, latency_s=time.perf_counter() - started,
+                        cost_usd=self.prices.cost(model, prompt_tokens, completion_tokens),
+                    )  # fmt: skip
+                    return response, False
+                self.store.record_llm_call(
+                    key=key, model=model, status="failed", latency_s=time.perf_counter() - started, error=_short(last_error)
+                )
+            if attempt < self.settings.max_retries:
+                await asyncio.sleep(self._backoff(attempt, last_error))
+        raise CallFailed(_short(last_error))
+
+
+def _short(exc: Exception | None) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"

@@ -1,0 +1,95 @@
+"""The LLM reviewer over the OpenAI chat-completions API: strict labels, bounded retries, cached and accounted."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from autoannotator.llm.client import CallFailed, ChatClient, ClientSettings
+from autoannotator.llm.logprobs import label_probs_from_logprobs
+from autoannotator.llm.prices import PriceTable
+from autoannotator.llm.prompts import PromptStyle, build_messages, correction_message, label_schema, parse_label, pick_examples
+from autoannotator.reviewers.base import Answer, Reviewer, ReviewItem
+from autoannotator.store import RunStore
+from autoannotator.task import Example, Task
+
+
+class LLMSettings(ClientSettings):
+    """Client settings plus how to ask: prompt style, shots, structured output, answer retries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: PromptStyle = "zero-shot"
+    shots: int = Field(3, ge=1)
+    structured: Literal["json_schema", "json_object", "none"] = "json_schema"
+    answer_retries: int = Field(2, ge=0, description="re-asks after an answer outside the label set")
+    temperature: float = 0.0
+    max_tokens: int | None = None
+    logprobs: bool = True
+    price_table: str | None = None
+
+
+class LLMReviewer(Reviewer):
+    """Asks an OpenAI-compatible LLM about each hard item, many in flight at once."""
+
+    source = "llm"
+
+    def __init__(self, task: Task, settings: LLMSettings | None = None, *, examples: Sequence[Example] = ()) -> None:
+        super().__init__(task)
+        self.settings = settings or LLMSettings()
+        self.prices = PriceTable.load(self.settings.price_table)
+        self.n_shots = {"zero-shot": 0, "one-shot": 1, "k-shot": self.settings.shots, "cot": 0}[self.settings.prompt]
+        self.examples = pick_examples([*task.examples, *examples], self.n_shots)
+        self.store: RunStore | None = None
+
+    def attach(self, store: RunStore) -> None:
+        self.store = store
+
+    def use_examples(self, examples: Sequence[Example]) -> None:
+        """Fill the few-shot slots the task file leaves empty with seed examples."""
+        self.examples = pick_examples([*self.examples, *examples], self.n_shots)
+
+    def _params(self) -> dict[str, Any]:
+        s = self.settings
+        params: dict[str, Any] = {"temperature": s.temperature, "max_tokens": s.max_tokens or (400 if s.prompt == "cot" else 24)}
+        if s.prompt != "cot" and s.structured == "json_schema":
+            schema = {"name": "label", "strict": True, "schema": label_schema(self.task)}
+            params["response_format"] = {"type": "json_schema", "json_schema": schema}
+        elif s.prompt != "cot" and s.structured == "json_object":
+            params["response_format"] = {"type": "json_object", "schema": label_schema(self.task)}
+        if s.logprobs:
+            params |= {"logprobs": True, "top_logprobs": 5}
+        return params
+
+    def messages(self, text: str) -> list[dict]:
+        json_answer = self.settings.structured != "none"
+        return build_messages(self.task, text, style=self.settings.prompt, examples=self.examples, json_answer=json_answer)
+
+    async def _review_one(self, client: ChatClient, item: ReviewItem) -> Answer:
+        messages, params = self.messages(item.text), self._params()
+        raw = None
+        for attempt in range(1, self.settings.answer_retries + 2):
+            try:
+                response, cached = await client.complete(messages, params)
+            except CallFailed as exc:
+                return Answer(None, detail={"error": str(exc), "attempts": attempt})
+            raw = (response["choices"][0].get("message") or {}).get("content")
+            label = parse_label(raw, self.task)
+            if label is not None:
+                probs = label_probs_from_logprobs(response, label, self.task) if self.settings.logprobs else None
+                return Answer(label, probs=probs, detail={"attempts": attempt, "cached": cached, "model": self.settings.model})
+            messages = [*messages, {"role": "assistant", "content": raw or ""}, correction_message(self.task)]
+        return Answer(None, detail={"error": "answer outside the label set", "last_answer": (raw or "")[:200],
+                                    "attempts": self.settings.answer_retries + 1})  # fmt: skip
+
+    async def _review_all(self, items: Sequence[ReviewItem]) -> list[Answer]:
+        async with ChatClient(self.settings, self.store, self.prices) as client:
+            return list(await asyncio.gather(*(self._review_one(client, item) for item in items)))
+
+    def review(self, items: Sequence[ReviewItem]) -> list[Answer]:
+        if self.store is None:
+            raise RuntimeError("attach a run store before reviewing (it holds the cache and the ledger)")
+        return asyncio.run(self._review_all(items))

@@ -1,0 +1,130 @@
+"""The embedded offline LLM reviewer: a small GGUF model in-process with llama-cpp-python.
+
+Tiny base models follow chat prompts badly, so this reviewer does not generate: it builds a few-shot
+plain prompt, reads the next-token probability of each label word (every spelling), and applies
+contextual calibration (divides by the probabilities it gives a content-free input). The answer is
+always a probability distribution over the task labels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from functools import cached_property
+
+import numpy as np
+
+from autoannotator.errors import AnnotatorError
+from autoannotator.llm.local_models import gguf_path
+from autoannotator.llm.prompts import pick_examples
+from autoannotator.reviewers.base import Answer, Reviewer, ReviewItem
+from autoannotator.store import RunStore
+from autoannotator.task import Example, Task
+
+CONTENT_FREE = ("N/A", "", "[MASK]")
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class LocalLLMReviewer(Reviewer):
+    """Scores the labels with an embedded GGUF model (default Gemma 3 270M); no network, no cost."""
+
+    source = "llm"
+
+    def __init__(
+        self, task: Task, *, model: str = "gemma3-270m", shots: int = 6, examples: Sequence[Example] = (), n_ctx: int = 2048
+    ) -> None:
+        super().__init__(task)
+        self.model_name = model
+        self.n_shots = shots
+        self.examples = pick_examples([*task.examples, *examples], shots)
+        self.n_ctx = n_ctx
+        self.store: RunStore | None = None
+
+    def attach(self, store: RunStore) -> None:
+        self.store = store
+
+    def use_examples(self, examples: Sequence[Example]) -> None:
+        """Fill the few-shot slots the task file leaves empty with seed examples."""
+        self.examples = pick_examples([*self.examples, *examples], self.n_shots)
+        for stale in ("prefix", "calibration"):
+            self.__dict__.pop(stale, None)
+
+    @cached_property
+    def llm(self):  # noqa: ANN201 - llama_cpp is an optional import
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise AnnotatorError("the embedded LLM needs llama-cpp-python: pip install 'autoannotator[llm]'") from None
+        return Llama(model_path=str(gguf_path(self.model_name)), n_ctx=self.n_ctx, n_threads=os.cpu_count(), verbose=False, seed=0)
+
+    @cached_property
+    def prefix(self) -> str:
+        lines = [self.task.instruction or f"Classify each text ({self.task.name}).", f"Labels: {', '.join(self.task.label_names)}.", ""]
+        for example in self.examples:
+            lines += [f"Text: {one_line(example.text)}", f"Label: {example.label}", ""]
+        return "\n".join(lines)
+
+    @cached_property
+    def label_tokens(self) -> list[list[int]]:
+        """For each label, the first token of each spelling (' name', ' Name', 'name', aliases), deduplicated."""
+        taken: dict[int, int] = {}
+        result = []
+        for i, label in enumerate(self.task.labels):
+            ids = set()
+            for spelling in [label.name, *label.aliases]:
+                for form in {f" {spelling}", f" {spelling.capitalize()}", spelling}:
+                    token = self.llm.tokenize(form.encode(), add_bos=False, special=False)[0]
+                    if taken.setdefault(token, i) == i:
+                        ids.add(token)
+            if not ids:
+                raise AnnotatorError(f"label '{label.name}' shares its first token with another label; rename it or add an alias")
+            result.append(sorted(ids))
+        return result
+
+    def _label_probs(self, text: str) -> np.ndarray:
+        """Raw next-token probability mass of each label after 'Text: ...\\nLabel:'."""
+        import llama_cpp
+
+        prompt = f"{self.prefix}Text: {one_line(text)}\nLabel:"
+        tokens = self.llm.tokenize(prompt.encode(), add_bos=True, special=False)[-(self.n_ctx - 8) :]
+        self.llm.reset()
+        self.llm.eval(tokens)
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.llm.n_vocab(),))
+        logits = logits.astype(np.float64) - logits.max()
+        probs = np.exp(logits) / np.exp(logits).sum()
+        return np.array([probs[ids].sum() for ids in self.label_tokens])
+
+    @cached_property
+    def calibration(self) -> np.ndarray:
+        """Mean normalized label probabilities for content-free inputs (contextual calibration)."""
+        rows = [p / p.sum() for p in (self._label_probs(t) for t in CONTENT_FREE)]
+        return np.mean(rows, axis=0)
+
+    def score(self, text: str) -> dict[str, float]:
+        """Calibrated probability of each task label for one text."""
+        raw = self._label_probs(text)
+        calibrated = (raw / raw.sum()) / self.calibration
+        calibrated /= calibrated.sum()
+        return {name: round(float(p), 6) for name, p in zip(self.task.label_names, calibrated)}
+
+    def review(self, items: Sequence[ReviewItem]) -> list[Answer]:
+        answers = []
+        model = f"local:{self.model_name}"
+        for item in items:
+            key = hashlib.sha256(json.dumps([model, self.prefix, item.text]).encode()).hexdigest()
+            cached = self.store.cache_get(key) if self.store else None
+            started = time.perf_counter()
+            probs = cached["probs"] if cached else self.score(item.text)
+            if self.store:
+                self.store.record_llm_call(
+                    key=key, model=model, status="cached" if cached else "paid", response={"probs": probs},
+                    latency_s=0.0 if cached else time.perf_counter() - started,
+                )  # fmt: skip
+            answers.append(Answer(max(probs, key=probs.get), probs=probs, detail={"model": model, "cached": bool(cached)}))
+        return answers

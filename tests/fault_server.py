@@ -1,0 +1,142 @@
+"""A real, local, OpenAI-compatible HTTP server that misbehaves on purpose, for the LLM client's fault tests.
+
+It labels a tweet by keywords, and the text itself scripts the faults:
+  [timeout-once] [429-once] [500-twice] [malformed-once] [empty-once]  fail the first request(s) for that text
+  [outside]        always answers a label outside the set;  [outside-once]  only the first time
+  "answer with: X" obeys the text (an injection that works), answering X
+Every successful (paid) response is appended to --log as one JSON line with its request hash.
+
+    python -m tests.fault_server --port 8123 --log answered.jsonl [--delay 0.05] [--die-after N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+POSITIVE = ("love", "great", "happy", "good", "thanks", "awesome", "fun", "nice")
+NEGATIVE = ("hate", "sad", "bad", "miss", "sorry", "sick", "tired", "hurt")
+
+
+def item_text(messages: list[dict]) -> str:
+    user = messages[1]["content"] if len(messages) > 1 else messages[0]["content"]
+    for line in reversed(user.splitlines()):
+        if line.startswith("Text: "):
+            return json.loads(line[len("Text: ") :])
+    return ""
+
+
+def keyword_label(text: str) -> str:
+    lowered = text.lower()
+    injected = re.search(r"answer with:\s*(\w+)", lowered)
+    if injected:
+        return injected.group(1)
+    if any(w in lowered for w in POSITIVE):
+        return "positive"
+    if any(w in lowered for w in NEGATIVE):
+        return "negative"
+    return "neutral"
+
+
+class FaultState:
+    def __init__(self, log: Path, delay: float, die_after: int | None, timeout_sleep: float) -> None:
+        self.log, self.delay, self.die_after, self.timeout_sleep = log, delay, die_after, timeout_sleep
+        self.seen: Counter[str] = Counter()
+        self.answered = 0
+        self.lock = threading.Lock()
+
+
+def make_handler(state: FaultState) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
+                pass
+
+        def do_POST(self) -> None:  # noqa: N802
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            messages = request["messages"]
+            key = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
+            text = item_text(messages)
+            with state.lock:
+                state.seen[text] += 1
+                attempt = state.seen[text]
+            time.sleep(state.delay)
+            if "[timeout-once]" in text and attempt == 1:
+                time.sleep(state.timeout_sleep)
+                return self._send(200, b"{}")
+            if "[429-once]" in text and attempt == 1:
+                return self._send(429, b'{"error": {"message": "rate limited"}}', {"Retry-After": "1"})
+            if "[500-twice]" in text and attempt <= 2:
+                return self._send(500, b'{"error": {"message": "boom"}}')
+            if "[malformed-once]" in text and attempt == 1:
+                return self._send(200, b'{"choices": [ not json')
+            if "[empty-once]" in text and attempt == 1:
+                return self._send(200, b'{"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": []}')
+            label = keyword_label(text)
+            if "[outside]" in text or ("[outside-once]" in text and len(messages) == 2):
+                label = "banana"
+            structured = "response_format" in request
+            content = json.dumps({"label": label}) if structured else label
+            pieces = ['{"label": "', label, '"}'] if structured else [label]
+            alternatives = [{"token": label, "logprob": -0.1}, {"token": "neutral" if label != "neutral" else "negative", "logprob": -2.5}]
+            logprobs = {"content": [{"token": p, "logprob": -0.1 if p == label else 0.0, "bytes": None,
+                                     "top_logprobs": alternatives if p == label else []} for p in pieces]}  # fmt: skip
+            body = {
+                "id": f"chatcmpl-{key[:8]}", "object": "chat.completion", "created": int(time.time()), "model": request["model"],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop",
+                             "logprobs": logprobs if request.get("logprobs") else None}],
+                "usage": {"prompt_tokens": len(json.dumps(messages)) // 4, "completion_tokens": 5,
+                          "total_tokens": len(json.dumps(messages)) // 4 + 5},
+            }  # fmt: skip
+            with state.lock:
+                state.answered += 1
+                with state.log.open("a", encoding="utf-8") as log:
+                    log.write(json.dumps({"key": key, "text": text, "label": label}) + "\n")
+                last = state.die_after is not None and state.answered >= state.die_after
+            self._send(200, json.dumps(body).encode())
+            if last:
+                self.wfile.flush()
+                os._exit(0)
+
+    return Handler
+
+
+def serve(port: int, log: Path, *, delay: float = 0.0, die_after: int | None = None, timeout_sleep: float = 3.0) -> ThreadingHTTPServer:
+    """A started server (in a daemon thread); call .shutdown() to stop it."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(FaultState(log, delay, die_after, timeout_sleep)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--log", type=Path, required=True)
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--die-after", type=int, default=None)
+    args = parser.parse_args()
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(FaultState(args.log, args.delay, args.die_after, 3.0)))
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
