@@ -52,7 +52,7 @@ class LocalLLMReviewer(Reviewer):
     def use_examples(self, examples: Sequence[Example]) -> None:
         """Fill the few-shot slots the task file leaves empty with seed examples."""
         self.examples = pick_examples([*self.examples, *examples], self.n_shots)
-        for stale in ("prefix", "calibration"):
+        for stale in ("prefix", "prefix_tokens", "calibration"):
             self.__dict__.pop(stale, None)
 
     @cached_property
@@ -87,14 +87,24 @@ class LocalLLMReviewer(Reviewer):
             result.append(sorted(ids))
         return result
 
+    @cached_property
+    def prefix_tokens(self) -> list[int]:
+        return self.llm.tokenize(self.prefix.encode(), add_bos=True, special=False)
+
     def _label_probs(self, text: str) -> np.ndarray:
-        """Raw next-token probability mass of each label after 'Text: ...\\nLabel:'."""
+        """Raw next-token probability mass of each label after 'Text: ...\nLabel:'.
+
+        The few-shot prefix is evaluated once; each item only evaluates its own tokens after it."""
         import llama_cpp
 
-        prompt = f"{self.prefix}Text: {one_line(text)}\nLabel:"
-        tokens = self.llm.tokenize(prompt.encode(), add_bos=True, special=False)[-(self.n_ctx - 8) :]
-        self.llm.reset()
-        self.llm.eval(tokens)
+        prefix = self.prefix_tokens
+        suffix = self.llm.tokenize(f"Text: {one_line(text)}\nLabel:".encode(), add_bos=False, special=False)
+        suffix = suffix[-(self.n_ctx - len(prefix) - 8) :]
+        if self.llm.n_tokens < len(prefix) or list(self.llm.input_ids[: len(prefix)]) != prefix:
+            self.llm.reset()
+            self.llm.eval(prefix)
+        self.llm.n_tokens = len(prefix)
+        self.llm.eval(suffix)
         logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.llm.n_vocab(),))
         logits = logits.astype(np.float64) - logits.max()
         probs = np.exp(logits) / np.exp(logits).sum()

@@ -1,0 +1,54 @@
+import json
+
+import pytest
+
+from autoannotator import Task
+from autoannotator.llm.prices import PriceTable
+from autoannotator.llm.prompts import build_messages, parse_label, pick_examples
+from autoannotator.task import Example
+
+
+@pytest.mark.parametrize(
+    ("answer", "label"),
+    [
+        ('{"label": "positive"}', "positive"),
+        ('Sure! {"label": "NEG"}', "negative"),
+        ("neutral", "neutral"),
+        ("  **Positive**.  ", "positive"),
+        ("The tweet is upbeat.\nLabel: positive", "positive"),
+        ("Final answer: `negative`", "negative"),
+        ("The answer is positive", None),  # not exactly a label: re-asked, never guessed
+        ("positive or negative", None),
+        ('{"label": "banana"}', None),
+        ('{"label": 3}', None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_label_is_strict(task: Task, answer, label) -> None:
+    assert parse_label(answer, task) == label
+
+
+def test_prompt_styles(task: Task) -> None:
+    examples = pick_examples([Example(text=f"t{i}", label=l) for i, l in enumerate(["positive"] * 3 + ["negative", "neutral"])], 3)
+    assert [e.label for e in examples] == ["positive", "negative", "neutral"]  # round-robin across labels
+    zero = build_messages(task, 'say "hi"', style="zero-shot", examples=examples)[1]["content"]
+    assert "Examples" not in zero and 'Text: "say \\"hi\\""' in zero and "negative: The author is unhappy" in zero
+    shot = build_messages(task, "x", style="k-shot", examples=examples)[1]["content"]
+    assert shot.count("Label: ") == 3 and 'Text: "t0"' in shot
+    cot = build_messages(task, "x", style="cot")[1]["content"]
+    assert "step by step" in cot and "Label: <label>" in cot
+    structured = build_messages(task, "x", style="zero-shot", json_answer=True)[1]["content"]
+    assert '{"label":' in structured
+    text_line = [line for line in zero.splitlines() if line.startswith("Text: ")][0]
+    assert json.loads(text_line[6:]) == 'say "hi"'
+
+
+def test_price_table(tmp_path) -> None:
+    table = PriceTable.load()
+    assert table.cost("gpt-3.5-turbo", 1_000_000, 1_000_000) == pytest.approx(2.0)
+    assert table.cost("gpt-4o-2024-08-06", 1_000_000, 0) == pytest.approx(2.5)  # longest listed prefix
+    assert table.cost("my-local-model", 10**6, 10**6) == 0.0
+    custom = tmp_path / "prices.yaml"
+    custom.write_text("my-model: {input: 1.0, output: 2.0}\n")
+    assert PriceTable.load(custom).cost("my-model", 500_000, 500_000) == pytest.approx(1.5)
