@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 
 from autoannotator.errors import AnnotatorError
 
+if TYPE_CHECKING:
+    from autoannotator.store import RunStore
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Label text datasets with a pool of small specialists; hard items go to a reviewer.")  # fmt: skip
-console = Console()
+console = Console() if sys.stdout.isatty() else Console(width=160)  # wide tables in logs and pipes
 errors = Console(stderr=True)
 
 
@@ -60,6 +66,13 @@ def annotate(
     llm_timeout: Annotated[float, typer.Option("--llm-timeout", help="seconds per request")] = 60.0,
     llm_max_retries: Annotated[int, typer.Option("--llm-max-retries", help="retries on 429, 5xx, timeouts")] = 5,
     price_table: Annotated[Optional[Path], typer.Option("--price-table", help="YAML of USD per 1M tokens per model")] = None,
+    beta: Annotated[Optional[int], typer.Option("--beta", help="refine the specialists each time this many reviewed items wait (off if not given)")] = None,
+    replay: Annotated[float, typer.Option("--replay", help="earlier reviewed + seed items mixed into a round, per pool item")] = 0.5,
+    replay_consensus: Annotated[float, typer.Option("--replay-consensus", help="unanimous consensus items mixed in, per pool item")] = 0.25,
+    gate_fraction: Annotated[float, typer.Option("--gate-fraction", help="share of each pool kept aside to judge refined models")] = 0.2,
+    rescore_below: Annotated[Optional[float], typer.Option("--rescore-below", help="after a promotion, re-score consensus items less confident than this")] = None,
+    seed_label: Annotated[Optional[str], typer.Option("--seed-label", help="cold start without a seed file: gold:COLUMN, llm or human labels --seed-size items first")] = None,
+    seed_size: Annotated[int, typer.Option("--seed-size", help="items the --seed-label reviewer labels first")] = 0,
     summary_json: Annotated[Optional[Path], typer.Option("--summary-json", help="also write the run summary as JSON")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
@@ -75,6 +88,9 @@ def annotate(
             specialists=[s.strip() for s in specialists.split(",") if s.strip()] if specialists else None,
             reviewer=reviewer, rule=rule, epsilon=epsilon, budget=budget, chunk_size=chunk_size,
             seed_label_column=seed_label_column, progress=not quiet, mode=mode,
+            refine=None if beta is None else {"beta": beta, "replay": replay, "replay_consensus": replay_consensus,
+                                              "gate_fraction": gate_fraction, "rescore_below": rescore_below},
+            seed_reviewer=seed_label, seed_size=seed_size,
             reviewer_options=llm_options(
                 base_url=llm_base_url, model=llm_model, api_key_env=llm_api_key_env, prompt=llm_prompt, shots=llm_shots,
                 structured=llm_structured, max_in_flight=llm_max_in_flight, rate_limit=llm_rate_limit,
@@ -129,15 +145,12 @@ def evaluate(
 
 def llm_usage_of(run_dir: Path) -> dict:
     """LLM calls, tokens, $ and time recorded in a run store, if there is one."""
-    from autoannotator.store import STORE_FILE, RunStore
+    from autoannotator.store import STORE_FILE
 
     if not (run_dir / STORE_FILE).is_file():
         return {}
-    store = RunStore(run_dir / STORE_FILE)
-    try:
+    with open_store(run_dir) as store:
         return store.llm_usage()
-    finally:
-        store.close()
 
 
 @app.command()
@@ -148,15 +161,17 @@ def review(
     import_file: Annotated[Optional[Path], typer.Option("--import", help="apply answers from our JSONL or a Label Studio JSON export")] = None,
 ) -> None:
     """Review the run's waiting hard items in the terminal, or export/import them; then rerun annotate to continue."""
+    with open_store(run_dir) as store:
+        review_session(store, export, export_label_studio, import_file)
+
+
+def review_session(store: RunStore, export: Path | None, export_label_studio: Path | None, import_file: Path | None) -> None:
+    """The body of `review`: export, import, or review in the terminal."""
     from autoannotator.review_queue import export_jsonl, export_label_studio as export_ls, import_answers
     from autoannotator.reviewers.base import ReviewItem
     from autoannotator.reviewers.human import review_in_terminal
-    from autoannotator.store import STORE_FILE, RunStore
     from autoannotator.task import Task
 
-    if not (run_dir / STORE_FILE).is_file():
-        fail(f"no run store in {run_dir} (run annotate first)")
-    store = RunStore(run_dir / STORE_FILE)
     try:
         store.start_session()
         task = Task.model_validate(store.fingerprint()["task"])
@@ -181,6 +196,42 @@ def review(
         store.finish_session()
     except AnnotatorError as exc:
         fail(str(exc))
+
+
+@app.command()
+def versions(run_dir: Annotated[Path, typer.Option("--run-dir", help="the run")]) -> None:
+    """List every saved version of each specialist: round, gate accuracy before/after, status."""
+    from autoannotator.display import show_versions
+
+    with open_store(run_dir) as store:
+        show_versions(console, store.specialist_versions())
+
+
+@app.command()
+def rollback(
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="the run")],
+    specialist: Annotated[str, typer.Option("--specialist", help="specialist name, e.g. tfidf")],
+    version: Annotated[Optional[int], typer.Option("--version", help="version to make active (default: the one before)")] = None,
+) -> None:
+    """Make an earlier version of a specialist the active one; the next annotate run uses it."""
+    with open_store(run_dir) as store:
+        try:
+            active = store.rollback(specialist, version)
+        except AnnotatorError as exc:
+            fail(str(exc))
+    console.print(f"{specialist}: version {active} is active")
+
+
+@contextmanager
+def open_store(run_dir: Path) -> Iterator[RunStore]:
+    """An existing run store, or a clear error."""
+    from autoannotator.store import STORE_FILE, RunStore
+
+    if not (run_dir / STORE_FILE).is_file():
+        fail(f"no run store in {run_dir} (run annotate first)")
+    store = RunStore(run_dir / STORE_FILE)
+    try:
+        yield store
     finally:
         store.close()
 

@@ -31,6 +31,8 @@ def show_summary(console: Console, summary: RunSummary) -> None:
     )
     if summary.llm:
         show_llm_usage(console, summary.llm)
+    if summary.rounds:
+        show_rounds(console, summary.rounds)
     if summary.output:
         console.print(f"wrote {summary.output} (run store: {summary.run_dir})")
 
@@ -68,4 +70,31 @@ def show_llm_usage(console: Console, usage: dict[str, dict[str, float]]) -> None
             model, str(int(u["calls"])), str(int(u["cache_hits"])), str(int(u["failed"])), f"{int(u['prompt_tokens']):,}",
             f"{int(u['completion_tokens']):,}", f"{u['cost_usd']:.6f}", f"{u['seconds']:.1f}",
         )  # fmt: skip
+    console.print(table)
+
+
+def _accuracy(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.3f}"
+
+
+def show_rounds(console: Console, rounds: list[dict]) -> None:
+    """A line per refinement round and specialist: pool, training size and time, gate accuracy, promoted."""
+    table = Table(title="refinement rounds", title_justify="left")
+    for column in ("round", "pool", "gate", "specialist", "trained on", "seconds", "gate before", "gate after", "promoted"):
+        table.add_column(column, justify="left" if column == "specialist" else "right")
+    for r in rounds:
+        for v in r["details"]:
+            table.add_row(str(r["id"]), str(r["pool_size"]), str(r["gate_size"]), v["name"], str(v["train_size"]),
+                          f"{v['seconds']:.1f}", _accuracy(v["gate_before"]), _accuracy(v["gate_after"]),
+                          "yes" if v["promoted"] else "no (kept previous)")  # fmt: skip
+    console.print(table)
+
+
+def show_versions(console: Console, versions: list[dict]) -> None:
+    table = Table(title="specialist versions", title_justify="left")
+    for column in ("specialist", "version", "round", "status", "gate before", "gate after", "path"):
+        table.add_column(column)
+    for v in versions:
+        table.add_row(v["name"], str(v["version"]), "-" if v["round"] is None else str(v["round"]), v["status"],
+                      _accuracy(v["gate_before"]), _accuracy(v["gate_after"]), v["path"])  # fmt: skip
     console.print(table)

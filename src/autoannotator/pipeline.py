@@ -13,11 +13,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from autoannotator.consensus import Rule, decide
+from autoannotator.consensus import ConsensusResult, Rule, decide
 from autoannotator.errors import AnnotatorError
 from autoannotator.io import read_table, write_table
 from autoannotator.items import InputItems, items_from_frame, labeled_seed
 from autoannotator.progress import progress_bar
+from autoannotator.refine import Labeled, RefineSettings, Refiner
 from autoannotator.reviewers import Reviewer, ReviewItem, create_reviewer
 from autoannotator.specialists import Specialist, create_specialist, load_specialist
 from autoannotator.specialists.base import specialist_class
@@ -39,6 +40,7 @@ class RunSummary:
     counts: dict[str, int]
     seconds: dict[str, float] = field(default_factory=dict)
     llm: dict[str, dict[str, float]] = field(default_factory=dict)
+    rounds: list[dict] = field(default_factory=list)
     run_dir: str = ""
     output: str | None = None
 
@@ -71,6 +73,14 @@ def as_spec(specialist: SpecialistLike) -> SpecialistSpec:
     if isinstance(specialist, Specialist):
         return SpecialistSpec(kind=specialist.kind, options=specialist.options)
     return SpecialistSpec(**specialist)
+
+
+def votes_of(result: ConsensusResult, probs: np.ndarray, j: int, names: list[str], labels: list[str]) -> dict[str, dict]:
+    """Item j's provenance: each specialist's label (None: abstained) and its top probability."""
+    return {
+        name: {"label": None if result.votes[s, j] < 0 else labels[result.votes[s, j]], "p": round(float(probs[s, j].max()), 4)}
+        for s, name in enumerate(names)
+    }
 
 
 def as_specs(specialists: Sequence[SpecialistLike]) -> list[SpecialistSpec]:
@@ -112,6 +122,9 @@ class Annotator:
         chunk_size: int = 512,
         seed_label_column: str = "label",
         mode: Mode = "specialists",
+        refine: RefineSettings | dict | None = None,
+        seed_reviewer: str | None = None,
+        seed_size: int = 0,
         progress: bool = False,
     ) -> None:
         self.task = task
@@ -140,6 +153,13 @@ class Annotator:
             raise AnnotatorError("chunk size must be at least 1")
         self.rule, self.epsilon, self.budget, self.chunk_size = rule, epsilon, budget, chunk_size
         self.seed_label_column = seed_label_column
+        self.refine = RefineSettings.model_validate(refine) if isinstance(refine, dict) else refine
+        self.refiner = Refiner(self.refine, self.run_dir) if self.refine else None
+        self.seed_reviewer_spec = seed_reviewer
+        self.seed_reviewer = create_reviewer(seed_reviewer, task, reviewer_options) if seed_reviewer else None
+        if seed_reviewer and (self.seed_reviewer is None or seed_size < 2):
+            raise AnnotatorError("--seed-label needs a reviewer (gold:COLUMN, llm or human) and --seed-size of at least 2")
+        self.seed_size = seed_size
         self.progress = progress
         self.specialists: dict[str, Specialist] = {}
 
@@ -155,16 +175,21 @@ class Annotator:
         frame = data if isinstance(data, pd.DataFrame) else read_table(data)
         source = "input" if isinstance(data, pd.DataFrame) else str(data)
         items = items_from_frame(frame, self.task, source=source)
+        if seed is not None and self.seed_reviewer is not None:
+            raise AnnotatorError("give either a seed file (--seed) or --seed-label, not both")
         seed_data = self._read_seed(seed)
         store = RunStore.open(self.run_dir, self._fingerprint(items, seed_data))
         try:
             store.start_session()
             seconds: dict[str, float] = {}
+            records = frame.to_dict("records")
+            if self.seed_reviewer is not None:
+                seed_data = self._seed_by_reviewer(store, items, records, seconds)
             self.specialists = self._prepare_specialists(store, seed_data, seconds)
             if self.reviewer is not None and seed_data is not None:
                 self.reviewer.use_examples([Example(text=t, label=y) for t, y in zip(*seed_data)])
-            records = frame.to_dict("records")
             self._review(store, store.pending_review(), items, records, seconds)
+            self._refine_while_due(store, seed_data, items, records, seconds)
             done_before = store.processed_rows()
             todo = [row for row in range(len(items)) if row not in done_before]
             with progress_bar(len(items), done=len(done_before), enabled=self.progress, description="annotating") as advance:
@@ -172,6 +197,7 @@ class Annotator:
                     chunk = todo[start : start + self.chunk_size]
                     self._label_chunk(store, chunk, items, seconds)
                     self._review(store, store.pending_review(chunk), items, records, seconds)
+                    self._refine_while_due(store, seed_data, items, records, seconds)
                     advance(len(chunk))
             store.finish_session()
             labeled = self._output_frame(frame, store)
@@ -182,7 +208,7 @@ class Annotator:
             seconds["total"] = time.perf_counter() - started
             summary = RunSummary(
                 n_items=len(items), n_labeled_now=len(todo), n_resumed=len(done_before), counts=store.count_by_source(),
-                seconds={k: round(v, 3) for k, v in seconds.items()}, llm=store.llm_usage(), run_dir=str(self.run_dir),
+                seconds={k: round(v, 3) for k, v in seconds.items()}, llm=store.llm_usage(), rounds=store.rounds(), run_dir=str(self.run_dir),
                 output=None if output is None else str(output),
             )  # fmt: skip
             return AnnotationResult(frame=labeled, summary=summary)
@@ -205,6 +231,8 @@ class Annotator:
             "specialists": [s.model_dump(mode="json") for s in self.specs],
             "consensus": {"rule": self.rule, "epsilon": self.epsilon, "budget": self.budget},
             "mode": self.mode,
+            "refine": self.refine.model_dump() if self.refine else None,
+            "seed_label": [self.seed_reviewer_spec, self.seed_size] if self.seed_reviewer_spec else None,
             "input": items.content_hash,
             "seed": seed_hash,
         }
@@ -216,9 +244,9 @@ class Annotator:
         pool = {}
         for spec in self.specs:
             name = spec.display_name
-            saved = store.latest_specialist_path(name)
-            if saved is not None:
-                pool[name] = load_specialist(self.run_dir / saved, self.task)
+            active = store.active_specialist(name)
+            if active is not None:
+                pool[name] = load_specialist(self.run_dir / active[1], self.task)
                 continue
             specialist = self.ready.get(name) or self._build_specialist(spec, seed_data, seconds)
             relative = Path("specialists") / name / "v1"
@@ -226,6 +254,68 @@ class Annotator:
             store.record_specialist(name, spec.kind, str(relative))
             pool[name] = specialist
         return pool
+
+    def _seed_by_reviewer(
+        self, store: RunStore, items: InputItems, records: list[dict], seconds: dict[str, float]
+    ) -> tuple[list[str], list[str]]:
+        """Cold start (paper Table 7): the seed reviewer labels `seed_size` random items first; they stay in the
+        run as reviewed items and train the specialists. On resume the same items are read back."""
+        rows = json.loads(store.get_meta("seed_rows") or "null")
+        if rows is None:
+            with_text = [r for r in range(len(items)) if items.texts[r].strip()]
+            rng = np.random.default_rng(0)
+            rows = sorted(int(r) for r in rng.choice(with_text, size=min(self.seed_size, len(with_text)), replace=False))
+            store.save_items(
+                ItemRecord(row=r, item_id=items.ids[r], text_hash=items.hashes[r], text=items.texts[r], state="pending_review",
+                           label=None, label_source="unresolved", consensus_label=None, uncertainty=None, votes={})
+                for r in rows
+            )  # fmt: skip
+            with store.transaction():
+                store.set_meta("seed_rows", json.dumps(rows))
+        main_reviewer, self.reviewer = self.reviewer, self.seed_reviewer
+        try:
+            self._review(store, store.pending_review(rows), items, records, seconds)
+        finally:
+            self.reviewer = main_reviewer
+        labeled = [r for r in store.items() if r.row in set(rows) and r.label is not None]
+        if len({r.label for r in labeled}) < 2:
+            raise AnnotatorError(f"the seed reviewer labeled {len(labeled)} of {len(rows)} seed items: too few to train on")
+        return [r.text for r in labeled], [r.label for r in labeled]
+
+    def _refine_while_due(
+        self, store: RunStore, seed_data: tuple[list[str], list[str]] | None, items: InputItems, records: list[dict],
+        seconds: dict[str, float],
+    ) -> None:  # fmt: skip
+        """Run refinement rounds while β reviewed items wait; re-score shaky consensus items after a promotion."""
+        if self.refiner is None:
+            return
+        while self.refiner.due(store):
+            t0 = time.perf_counter()
+            report = self.refiner.run_round(store, self.specialists, Labeled(*seed_data) if seed_data else None)
+            seconds["refine"] = seconds.get("refine", 0.0) + time.perf_counter() - t0
+            promoted = any(v["promoted"] for v in report.specialists.values())
+            if promoted and self.refine.rescore_below is not None:
+                rerouted = self._rescore(store, items, seconds)
+                if rerouted:
+                    self._review(store, store.pending_review(rerouted), items, records, seconds)
+
+    def _rescore(self, store: RunStore, items: InputItems, seconds: dict[str, float]) -> list[int]:
+        """Consensus items whose voters were less sure than `rescore_below` are scored again by the refined
+        pool; those whose label flips (or that are now disputed) go back to review. Returns their rows."""
+        threshold = self.refine.rescore_below
+        shaky = [r for r in store.items() if r.label_source == "consensus"
+                 and np.mean([v["p"] for v in r.votes.values()] or [1.0]) < threshold]  # fmt: skip
+        if not shaky:
+            return []
+        probs = np.stack([s.predict_proba([r.text for r in shaky]) for s in self.specialists.values()])
+        result = decide(probs, rule=self.rule, epsilon=self.epsilon, budget=self.budget)
+        labels, names, rerouted = self.task.label_names, list(self.specialists), []
+        for j, record in enumerate(shaky):
+            new_label = labels[result.labels[j]]
+            if new_label != record.label or result.hard[j]:
+                store.reroute(record.row, votes_of(result, probs, j, names, labels), new_label, round(float(result.uncertainty[j]), 6))
+                rerouted.append(record.row)
+        return rerouted
 
     def _build_specialist(
         self, spec: SpecialistSpec, seed_data: tuple[list[str], list[str]] | None, seconds: dict[str, float]
@@ -270,11 +360,7 @@ class Annotator:
             names = list(self.specialists)
             for j, i in enumerate(scored):
                 row = rows[i]
-                votes = {
-                    name: {"label": None if result.votes[s, j] < 0 else labels[result.votes[s, j]],
-                           "p": round(float(stacked[s, j].max()), 4)}
-                    for s, name in enumerate(names)
-                }  # fmt: skip
+                votes = votes_of(result, stacked, j, names, labels)
                 majority = labels[result.labels[j]] if result.votes[:, j].max() >= 0 else None
                 hard = bool(result.hard[j]) or majority is None
                 records.append(

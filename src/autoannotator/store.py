@@ -17,7 +17,7 @@ from pathlib import Path
 from autoannotator.errors import AnnotatorError
 
 STORE_FILE = "run.sqlite"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS items (
     uncertainty REAL,
     votes TEXT NOT NULL,
     reviewed_label TEXT,
+    used_in_round INTEGER,
+    gate INTEGER NOT NULL DEFAULT 0,
     session INTEGER NOT NULL REFERENCES sessions(id),
     updated_at TEXT NOT NULL
 );
@@ -76,8 +78,21 @@ CREATE TABLE IF NOT EXISTS specialists (
     version INTEGER NOT NULL,
     kind TEXT NOT NULL,
     path TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('active', 'retired', 'rejected')),
+    round INTEGER,
+    gate_before REAL,
+    gate_after REAL,
     created_at TEXT NOT NULL,
     PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS rounds (
+    id INTEGER PRIMARY KEY,
+    pool_size INTEGER NOT NULL,
+    gate_size INTEGER NOT NULL,
+    train_size INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    details TEXT NOT NULL,
+    created_at TEXT NOT NULL
 );
 """
 
@@ -286,19 +301,99 @@ class RunStore:
         return {r["label_source"]: r["n"] for r in self.conn.execute("SELECT label_source, COUNT(*) AS n FROM items GROUP BY label_source")}
 
     def record_specialist(self, name: str, kind: str, path: str) -> int:
-        """Register a new version of a specialist's saved files; returns the version number."""
+        """Register the first version of a specialist as the active one; returns its version number."""
         with self.transaction() as conn:
-            row = conn.execute("SELECT COALESCE(MAX(version), 0) AS v FROM specialists WHERE name = ?", (name,)).fetchone()
-            version = int(row["v"]) + 1
             conn.execute(
-                "INSERT INTO specialists(name, version, kind, path, created_at) VALUES (?, ?, ?, ?, ?)",
-                (name, version, kind, path, now()),
+                "INSERT INTO specialists(name, version, kind, path, status, created_at) VALUES (?, 1, ?, ?, 'active', ?)",
+                (name, kind, path, now()),
             )
+        return 1
+
+    def next_version(self, name: str) -> int:
+        row = self.conn.execute("SELECT COALESCE(MAX(version), 0) AS v FROM specialists WHERE name = ?", (name,)).fetchone()
+        return int(row["v"]) + 1
+
+    def active_specialist(self, name: str) -> tuple[int, str] | None:
+        """(version, path) of the specialist's active version."""
+        row = self.conn.execute("SELECT version, path FROM specialists WHERE name = ? AND status = 'active'", (name,)).fetchone()
+        return None if row is None else (row["version"], row["path"])
+
+    def specialist_versions(self) -> list[dict]:
+        return [dict(r) for r in self.conn.execute("SELECT * FROM specialists ORDER BY name, version")]
+
+    def rollback(self, name: str, version: int | None = None) -> int:
+        """Make `version` (default: the newest one before the active) the active version of `name`."""
+        active = self.active_specialist(name)
+        if active is None:
+            raise AnnotatorError(f"no specialist named '{name}' in this run")
+        if version is None:
+            row = self.conn.execute(
+                "SELECT MAX(version) AS v FROM specialists WHERE name = ? AND version < ? AND status != 'rejected'",
+                (name, active[0]),
+            ).fetchone()
+            if row["v"] is None:
+                raise AnnotatorError(f"'{name}' has no earlier version to roll back to (active: v{active[0]})")
+            version = int(row["v"])
+        if not self.conn.execute("SELECT 1 FROM specialists WHERE name = ? AND version = ?", (name, version)).fetchone():
+            raise AnnotatorError(f"'{name}' has no version {version}")
+        with self.transaction() as conn:
+            conn.execute("UPDATE specialists SET status = 'retired' WHERE name = ? AND status = 'active'", (name,))
+            conn.execute("UPDATE specialists SET status = 'active' WHERE name = ? AND version = ?", (name, version))
         return version
 
-    def latest_specialist_path(self, name: str) -> str | None:
-        row = self.conn.execute("SELECT path FROM specialists WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)).fetchone()
-        return None if row is None else row["path"]
+    def labeled_by_review(self, *, used: bool | None = None, gate: bool = False) -> list[ItemRecord]:
+        """Reviewed items (gold, llm or human): not yet used in a round (used=False), used, or all; gate or not."""
+        where = "label_source IN ('gold', 'llm', 'human') AND state = 'done' AND gate = ?"
+        if used is not None:
+            where += " AND used_in_round IS " + ("NOT NULL" if used else "NULL")
+        return [self._record(r) for r in self.conn.execute(f"SELECT * FROM items WHERE {where} ORDER BY row", (int(gate),))]
+
+    def unanimous_consensus(self) -> list[ItemRecord]:
+        """Items every specialist agreed on: the confident consensus that replay mixes in."""
+        cursor = self.conn.execute("SELECT * FROM items WHERE label_source = 'consensus' AND uncertainty = 0 ORDER BY row")
+        return [self._record(r) for r in cursor]
+
+    def commit_round(self, *, pool_rows: list[int], gate_rows: list[int], train_size: int, seconds: float,
+                     versions: list[dict]) -> int:  # fmt: skip
+        """Record a finished refinement round in one transaction: the pool (`pool_rows` to train on plus
+        `gate_rows` set aside) is used, the gate set aside for good,
+        each candidate version saved as active (promoted) or rejected. Returns the round number."""
+        with self.transaction() as conn:
+            number = int(conn.execute("SELECT COALESCE(MAX(id), 0) + 1 AS n FROM rounds").fetchone()["n"])
+            conn.execute(
+                "INSERT INTO rounds(id, pool_size, gate_size, train_size, seconds, details, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (number, len(pool_rows) + len(gate_rows), len(gate_rows), train_size, seconds, json.dumps(versions), now()),
+            )
+            conn.executemany("UPDATE items SET used_in_round = ? WHERE row = ?", [(number, r) for r in pool_rows])
+            conn.executemany("UPDATE items SET gate = 1, used_in_round = ? WHERE row = ?", [(number, r) for r in gate_rows])
+            for v in versions:
+                if v["promoted"]:
+                    conn.execute("UPDATE specialists SET status = 'retired' WHERE name = ? AND status = 'active'", (v["name"],))
+                conn.execute(
+                    "INSERT INTO specialists(name, version, kind, path, status, round, gate_before, gate_after, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (v["name"], v["version"], v["kind"], v["path"], "active" if v["promoted"] else "rejected", number,
+                     v["gate_before"], v["gate_after"], now()),
+                )  # fmt: skip
+        return number
+
+    def rounds(self) -> list[dict]:
+        return [dict(r) | {"details": json.loads(r["details"])} for r in self.conn.execute("SELECT * FROM rounds ORDER BY id")]
+
+    def reroute(self, row: int, votes: dict, consensus_label: str | None, uncertainty: float) -> None:
+        """Send a consensus item back to review with the refined pool's votes (its label flipped); the review
+        log keeps a line saying so, with the old label."""
+        with self.transaction() as conn:
+            old = conn.execute("SELECT label FROM items WHERE row = ?", (row,)).fetchone()["label"]
+            conn.execute(
+                "INSERT INTO reviews(row, reviewer, label, probs, detail, session, created_at) VALUES (?, 'refine', NULL, NULL, ?, ?, ?)",
+                (row, json.dumps({"rerouted": True, "old_label": old, "new_votes": votes}), self.session, now()),
+            )
+            conn.execute(
+                "UPDATE items SET state = 'pending_review', label = NULL, label_source = 'unresolved', votes = ?,"
+                " consensus_label = ?, uncertainty = ?, updated_at = ? WHERE row = ? AND label_source = 'consensus'",
+                (json.dumps(votes, sort_keys=True), consensus_label, uncertainty, now(), row),
+            )
 
     @staticmethod
     def _record(row: sqlite3.Row) -> ItemRecord:

@@ -23,6 +23,7 @@ class Specialist(ABC):
     kind: ClassVar[str]
     trainable: ClassVar[bool] = True
     needs_training: ClassVar[bool] = True
+    refits_from_scratch: ClassVar[bool] = True  # refinement retrains on all labeled data, not just the new pool
 
     def __init__(self, task: Task, **options: Any) -> None:
         self.task = task
@@ -31,6 +32,17 @@ class Specialist(ABC):
     @abstractmethod
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> Specialist:
         """Train on texts with task label names; return self."""
+
+    def update(self, texts: Sequence[str], labels: Sequence[str]) -> Specialist:
+        """Learn from more labeled data (a refinement round); by default a fresh fit on what it is given."""
+        return self.fit(texts, labels)
+
+    def refined(self, texts: Sequence[str], labels: Sequence[str], folder: Path) -> Specialist:
+        """A new version, saved in `folder`: a copy of this one updated on the data. This one is unchanged."""
+        self.save(folder)
+        candidate = load_specialist(folder, self.task).update(texts, labels)
+        candidate.save(folder)
+        return candidate
 
     @abstractmethod
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:

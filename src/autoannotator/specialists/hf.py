@@ -22,6 +22,7 @@ class HFSpecialist(Specialist):
     `label_map`, else name or alias); `fit` puts a new head with the task labels on it and fine-tunes."""
 
     needs_training = False
+    refits_from_scratch = False  # refinement continues training on the pool plus replay (paper §3.2)
 
     def __init__(
         self,
@@ -33,7 +34,8 @@ class HFSpecialist(Specialist):
         batch_size: int = 64,
         device: str | None = None,
         epochs: int = 3,
-        learning_rate: float | None = None,
+        learning_rate: float = 1e-4,
+        refine_learning_rate: float = 2e-5,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
         train_batch_size: int = 16,
@@ -42,7 +44,8 @@ class HFSpecialist(Specialist):
     ) -> None:
         super().__init__(
             task, model=model, label_map=label_map, max_length=max_length, batch_size=batch_size, device=device,
-            epochs=epochs, learning_rate=learning_rate, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
+            epochs=epochs, learning_rate=learning_rate, refine_learning_rate=refine_learning_rate,
+            weight_decay=weight_decay, warmup_ratio=warmup_ratio,
             train_batch_size=train_batch_size, seed=seed, trust_remote_code=trust_remote_code,
         )  # fmt: skip
         self.source = model or default_encoder_path()
@@ -102,21 +105,30 @@ class HFSpecialist(Specialist):
         return self.mapping.apply(model_probs)
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> HFSpecialist:
-        """Fine-tune with AdamW, linear warm-up and decay, gradient clipping; new head with the task labels."""
+        """Put a new head with the task labels on the model and fine-tune it (cold start)."""
+        self._from_pretrained(self.source, new_head=True)
+        return self._train(texts, labels, learning_rate=self.options["learning_rate"])
+
+    def update(self, texts: Sequence[str], labels: Sequence[str]) -> HFSpecialist:
+        """Continue fine-tuning the current model (a refinement round), at the refinement learning rate."""
+        self._ensure_loaded()
+        return self._train(texts, labels, learning_rate=self.options["refine_learning_rate"])
+
+    def _train(self, texts: Sequence[str], labels: Sequence[str], *, learning_rate: float) -> HFSpecialist:
+        """Cross-entropy with AdamW, linear warm-up then decay, gradient clipping at 1.0; the same
+        max_length as inference; bf16 autocast on a GPU that supports it."""
         import torch
         from transformers import get_linear_schedule_with_warmup
 
         targets = self.label_indices(labels)
-        self._from_pretrained(self.source, new_head=True)
         torch.manual_seed(self.options["seed"])
         rng = np.random.default_rng(self.options["seed"])
         texts = list(texts)
         batch_size = self.options["train_batch_size"]
         steps = self.options["epochs"] * -(-len(texts) // batch_size)
-        optimizer = torch.optim.AdamW(
-            self._model.parameters(), lr=self.options["learning_rate"] or 1e-4, weight_decay=self.options["weight_decay"]
-        )
+        optimizer = torch.optim.AdamW(self._model.parameters(), lr=learning_rate, weight_decay=self.options["weight_decay"])
         schedule = get_linear_schedule_with_warmup(optimizer, int(self.options["warmup_ratio"] * steps), steps)
+        use_bf16 = self.device == "cuda" and torch.cuda.is_bf16_supported()
         self._model.train()
         for _ in range(self.options["epochs"]):
             order = rng.permutation(len(texts))
@@ -126,7 +138,8 @@ class HFSpecialist(Specialist):
                     [texts[i] for i in index], truncation=True, max_length=self.options["max_length"],
                     padding=True, return_tensors="pt",
                 ).to(self.device)  # fmt: skip
-                loss = self._model(**batch, labels=torch.as_tensor(targets[index], device=self.device)).loss
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+                    loss = self._model(**batch, labels=torch.as_tensor(targets[index], device=self.device)).loss
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self._model.parameters(), 1.0)
                 optimizer.step()
