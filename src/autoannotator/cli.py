@@ -199,6 +199,67 @@ def review_session(store: RunStore, export: Path | None, export_label_studio: Pa
 
 
 @app.command()
+def plan(
+    task: Annotated[Path, typer.Option("--task", help="task YAML")],
+    output: Annotated[Optional[Path], typer.Option("--output", help="pipeline file to write (default: pipeline.yaml beside the task)")] = None,
+    seed: Annotated[Optional[Path], typer.Option("--seed", help="labeled seed file: lets trainable specialists compete")] = None,
+    sample: Annotated[Optional[Path], typer.Option("--sample", help="labeled sample for LogME ranking")] = None,
+    select: Annotated[str, typer.Option("--select", help="similarity (paper eq. 1) or logme")] = "similarity",
+    k: Annotated[int, typer.Option("--k", help="how many specialists")] = 3,
+    catalog_dir: Annotated[Optional[Path], typer.Option("--catalog-dir", help="folder of your own model folders (and catalog.yaml)")] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="skip the live Hub search")] = False,
+    reviewer: Annotated[str, typer.Option("--reviewer", help="reviewer of the planned run")] = "llm",
+    llm_base_url: Annotated[Optional[str], typer.Option("--llm-base-url", help="server whose LLM writes the task profile and reviews")] = None,
+    llm_model: Annotated[Optional[str], typer.Option("--llm-model", help="its model")] = None,
+    epsilon: Annotated[Optional[float], typer.Option("--epsilon", help="review threshold (default: any disagreement)")] = None,
+    beta: Annotated[Optional[int], typer.Option("--beta", help="refinement pool size (off if not given)")] = None,
+    export_script_path: Annotated[Optional[Path], typer.Option("--export-script", help="also write a Python script that reproduces the run")] = None,
+) -> None:
+    """Choose specialists for the task, map their labels, and write a checked pipeline file."""
+    from autoannotator.controller.plan import export_script, load_pipeline
+    from autoannotator.controller.planner import make_plan
+
+    output = output or task.parent / "pipeline.yaml"
+    if select not in ("similarity", "logme"):
+        fail(f"unknown --select '{select}' (use similarity or logme)")
+    try:
+        made = make_plan(task, output, k=k, method=select, seed=seed, sample=sample, catalog_dir=catalog_dir, hub=not offline,
+                         reviewer=reviewer, llm_options=llm_options(base_url=llm_base_url, model=llm_model),
+                         epsilon=epsilon, beta=beta)  # fmt: skip
+        output.write_text(made.text, encoding="utf-8")
+        load_pipeline(output)  # what was written must pass the same checks as a hand-written file
+        if export_script_path:
+            export_script_path.write_text(export_script(made.spec, output.parent, export_script_path.parent), encoding="utf-8")
+    except AnnotatorError as exc:
+        fail(str(exc))
+    console.print(made.text, highlight=False, markup=False)
+    console.print(f"wrote {output}" + (f" and {export_script_path}" if export_script_path else ""))
+
+
+@app.command()
+def run(
+    pipeline: Annotated[Path, typer.Argument(help="pipeline file written by plan (or by hand)")],
+    input: Annotated[Path, typer.Option("--input", help="CSV, JSONL or Parquet file to label")],
+    output: Annotated[Path, typer.Option("--output", help="labeled file to write")],
+    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="run store folder (default: OUTPUT.run)")] = None,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="allow specialists that ask for it")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+) -> None:
+    """Execute a pipeline file: the same run as the equivalent annotate command."""
+    from autoannotator.controller.plan import annotator_kwargs, load_pipeline
+    from autoannotator.display import show_summary
+    from autoannotator.pipeline import Annotator
+
+    try:
+        spec, task_spec, base = load_pipeline(pipeline, allow_remote_code=trust_remote_code)
+        annotator = Annotator(task_spec, run_dir=run_dir or default_run_dir(output), progress=not quiet, **annotator_kwargs(spec))
+        result = annotator.annotate(input, seed=base / spec.seed if spec.seed else None, output=output)
+    except AnnotatorError as exc:
+        fail(str(exc))
+    show_summary(console, result.summary)
+
+
+@app.command()
 def versions(run_dir: Annotated[Path, typer.Option("--run-dir", help="the run")]) -> None:
     """List every saved version of each specialist: round, gate accuracy before/after, status."""
     from autoannotator.display import show_versions

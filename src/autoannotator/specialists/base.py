@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from autoannotator.errors import AnnotatorError
 from autoannotator.task import Task, normalize_label_name
@@ -102,16 +106,30 @@ def specialist_class(kind: str) -> type[Specialist]:
     return _REGISTRY[kind]
 
 
+@functools.cache
+def options_model(cls: type[Specialist]) -> type[BaseModel]:
+    """A pydantic model of the keyword options a specialist kind's __init__ takes (types and defaults)."""
+    hints = typing.get_type_hints(cls.__init__)
+    fields = {
+        name: (hints.get(name, Any), ... if p.default is inspect.Parameter.empty else p.default)
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    return create_model(f"{cls.__name__}Options", __config__=ConfigDict(extra="forbid"), **fields)
+
+
 def create_specialist(kind: str, task: Task, **options: Any) -> Specialist:
-    """A new, untrained specialist of `kind` for `task`; an unknown option is a clear error."""
+    """A new, untrained specialist of `kind` for `task`; unknown options and wrong types are clear errors."""
     cls = specialist_class(kind)
     try:
-        return cls(task, **options)
-    except TypeError as exc:
-        if "unexpected keyword" not in str(exc):
-            raise
-        option = str(exc).rsplit("argument", 1)[-1].strip()
-        raise AnnotatorError(f"specialist '{kind}' has no option {option}") from None
+        checked = options_model(cls).model_validate(options)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        option = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            raise AnnotatorError(f"specialist '{kind}' has no option '{option}'") from None
+        raise AnnotatorError(f"specialist '{kind}' option '{option}': {err['msg']}") from None
+    return cls(task, **{k: getattr(checked, k) for k in options})
 
 
 def load_specialist(folder: str | Path, task: Task) -> Specialist:
