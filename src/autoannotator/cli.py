@@ -159,10 +159,37 @@ def review(
     export: Annotated[Optional[Path], typer.Option("--export", help="write the queue as JSONL (fill 'label')")] = None,
     export_label_studio: Annotated[Optional[Path], typer.Option("--export-label-studio", help="write Label Studio tasks JSON (+ .xml config)")] = None,
     import_file: Annotated[Optional[Path], typer.Option("--import", help="apply answers from our JSONL or a Label Studio JSON export")] = None,
+    serve: Annotated[bool, typer.Option("--serve", help="serve the review page in the browser instead")] = False,
+    host: Annotated[str, typer.Option("--host", help="address to bind (another than 127.0.0.1 exposes the page)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port of the review page")] = 8000,
+    lease_seconds: Annotated[float, typer.Option("--lease-seconds", help="how long an item stays with one reviewer")] = 300.0,
+    double_review: Annotated[bool, typer.Option("--double-review", help="settle an item when two reviewers agree")] = False,
 ) -> None:
-    """Review the run's waiting hard items in the terminal, or export/import them; then rerun annotate to continue."""
+    """Review the run's waiting hard items in the terminal or the browser, or export/import them; then rerun
+    annotate to continue."""
+    if serve:
+        serve_review_page(run_dir, host=host, port=port, lease_seconds=lease_seconds, double_review=double_review)
+        return
     with open_store(run_dir) as store:
         review_session(store, export, export_label_studio, import_file)
+
+
+def serve_review_page(run_dir: Path, *, host: str, port: int, lease_seconds: float, double_review: bool) -> None:
+    """Start the review page with a fresh access token, printed once here."""
+    import secrets
+
+    import uvicorn
+
+    from autoannotator.web import create_app
+
+    with open_store(run_dir):
+        pass  # a clear error when there is no run here
+    token = secrets.token_urlsafe(24)
+    app = create_app(run_dir, token=token, lease_seconds=lease_seconds, double_review=double_review)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        errors.print(f"[yellow]warning:[/] serving on {host}: anyone who can reach it and has the token can review")
+    console.print(f"review page: http://{host}:{port}/?token={token}  (add &reviewer=NAME; Ctrl-C stops)", soft_wrap=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 def review_session(store: RunStore, export: Path | None, export_label_studio: Path | None, import_file: Path | None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -84,6 +85,11 @@ CREATE TABLE IF NOT EXISTS specialists (
     gate_after REAL,
     created_at TEXT NOT NULL,
     PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS leases (
+    row INTEGER PRIMARY KEY REFERENCES items(row),
+    reviewer TEXT NOT NULL,
+    expires_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS rounds (
     id INTEGER PRIMARY KEY,
@@ -232,6 +238,21 @@ class RunStore:
                     settled += cur.rowcount
         return settled
 
+    def item(self, row: int) -> ItemRecord | None:
+        found = self.conn.execute("SELECT * FROM items WHERE row = ?", (row,)).fetchone()
+        return None if found is None else self._record(found)
+
+    def log_review(self, row: int, reviewer: str, label: str | None, detail: dict | None = None) -> None:
+        """Log an answer that does not settle the item on its own (the first of a double review)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO reviews(row, reviewer, label, probs, detail, session, created_at) VALUES (?, ?, ?, NULL, ?, ?, ?)",
+                (row, reviewer, label, json.dumps(detail or {}), self.session, now()),
+            )
+
+    def count_by_state(self) -> dict[str, int]:
+        return {r["state"]: r["n"] for r in self.conn.execute("SELECT state, COUNT(*) AS n FROM items GROUP BY state")}
+
     def reopen(self, row: int, source: str) -> bool:
         """Undo a reviewer's answer: the item goes back to the review queue. Only answers from `source`."""
         with self.transaction() as conn:
@@ -246,6 +267,41 @@ class RunStore:
                     (row, source, json.dumps({"undo": True}), self.session, now()),
                 )
         return bool(cur.rowcount)
+
+    def lease_next(self, reviewer: str, seconds: float, *, exclude_answered_by: bool = False) -> ItemRecord | None:
+        """Lease the first waiting item that nobody else holds (or whose lease expired) to `reviewer`.
+        A reviewer who already holds a lease gets that item again. With `exclude_answered_by`, items this
+        reviewer already answered (double review) are skipped."""
+        now_s = time.time()
+        with self.transaction() as conn:
+            held = conn.execute("SELECT row FROM leases WHERE reviewer = ? AND expires_at > ?", (reviewer, now_s)).fetchone()
+            if held is not None:
+                row = held["row"]
+            else:
+                skip = " AND row NOT IN (SELECT row FROM reviews WHERE reviewer = ? AND label IS NOT NULL)" if exclude_answered_by else ""
+                params = (now_s, f"human:{reviewer}") if exclude_answered_by else (now_s,)
+                found = conn.execute(
+                    "SELECT row FROM items WHERE state = 'pending_review' AND row NOT IN"
+                    f" (SELECT row FROM leases WHERE expires_at > ?){skip} ORDER BY row LIMIT 1",
+                    params,
+                ).fetchone()
+                if found is None:
+                    return None
+                row = found["row"]
+            conn.execute(
+                "INSERT INTO leases(row, reviewer, expires_at) VALUES (?, ?, ?) ON CONFLICT(row) DO UPDATE SET"
+                " reviewer = excluded.reviewer, expires_at = excluded.expires_at",
+                (row, reviewer, now_s + seconds),
+            )
+            return self._record(conn.execute("SELECT * FROM items WHERE row = ?", (row,)).fetchone())
+
+    def lease_holder(self, row: int) -> str | None:
+        found = self.conn.execute("SELECT reviewer FROM leases WHERE row = ? AND expires_at > ?", (row, time.time())).fetchone()
+        return None if found is None else found["reviewer"]
+
+    def release(self, row: int, reviewer: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM leases WHERE row = ? AND reviewer = ?", (row, reviewer))
 
     def fingerprint(self) -> dict:
         return json.loads(self.get_meta("fingerprint") or "{}")

@@ -69,3 +69,21 @@ def test_lexicon_on_binary_task_needs_an_explicit_choice_for_neutral() -> None:
 def test_lexicon_matches_vader_rule(task: Task) -> None:
     probs = create_specialist("lexicon", task).predict_proba(["What a wonderful day", "This is terrible", "The box is on the table"])
     assert [task.label_names[i] for i in probs.argmax(axis=1)] == ["positive", "negative", "neutral"]
+
+
+def test_saved_specialist_from_other_data_through_a_label_map(task: Task, seed_data, held_out, tmp_path: Path) -> None:
+    source = create_specialist("tfidf", task).fit(*seed_data)
+    source.save(tmp_path / "zoo" / "tweets-tfidf")
+    finance = Task.from_dict({"name": "finance", "labels": ["bearish", "bullish", "neutral"]})
+    with pytest.raises(AnnotatorError, match="match no task label"):
+        create_specialist("saved", finance, path=str(tmp_path / "zoo" / "tweets-tfidf"))
+    mapped = create_specialist("saved", finance, path=str(tmp_path / "zoo" / "tweets-tfidf"),
+                               label_map={"negative": "bearish", "positive": "bullish", "neutral": "neutral"})
+    texts = held_out[0][:40]
+    expected = source.predict_proba(texts)[:, [0, 2, 1]]  # negative, positive, neutral -> bearish, bullish, neutral
+    assert np.allclose(mapped.predict_proba(texts), expected)
+    copy = mapped.save(tmp_path / "run" / "v1")
+    import shutil
+
+    shutil.rmtree(tmp_path / "zoo")  # the run keeps its own copy
+    assert np.allclose(load_specialist(copy, finance).predict_proba(texts), expected)

@@ -45,6 +45,7 @@ class LocalLLMReviewer(Reviewer):
         self.examples = pick_examples([*task.examples, *examples], shots)
         self.n_ctx = n_ctx
         self.store: RunStore | None = None
+        self.last_prompt_tokens = 0
 
     def attach(self, store: RunStore) -> None:
         self.store = store
@@ -105,6 +106,7 @@ class LocalLLMReviewer(Reviewer):
             self.llm.eval(prefix)
         self.llm.n_tokens = len(prefix)
         self.llm.eval(suffix)
+        self.last_prompt_tokens = len(prefix) + len(suffix)
         logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.llm.n_vocab(),))
         logits = logits.astype(np.float64) - logits.max()
         probs = np.exp(logits) / np.exp(logits).sum()
@@ -132,9 +134,10 @@ class LocalLLMReviewer(Reviewer):
             started = time.perf_counter()
             probs = cached["probs"] if cached else self.score(item.text)
             if self.store:
+                tokens = 0 if cached else self.last_prompt_tokens
                 self.store.record_llm_call(
                     key=key, model=model, status="cached" if cached else "paid", response={"probs": probs},
-                    latency_s=0.0 if cached else time.perf_counter() - started,
+                    latency_s=0.0 if cached else time.perf_counter() - started, prompt_tokens=tokens, completion_tokens=0,
                 )  # fmt: skip
             answers.append(Answer(max(probs, key=probs.get), probs=probs, detail={"model": model, "cached": bool(cached)}))
         return answers

@@ -147,7 +147,7 @@ def load_specialist(folder: str | Path, task: Task) -> Specialist:
 
 
 def _import_builtin_kinds() -> None:
-    from autoannotator.specialists import embedding, hf, lexicon, tfidf  # noqa: F401
+    from autoannotator.specialists import embedding, hf, lexicon, saved, tfidf  # noqa: F401
 
 
 class LabelMapping:

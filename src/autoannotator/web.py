@@ -1,0 +1,236 @@
+"""The review page: people review a run's hard items together in the browser (FastAPI).
+
+Safety: bound to 127.0.0.1 unless told otherwise; an access token (printed at start) on every request;
+item texts go into the page as text, never as HTML; no state change by GET. Items are leased to one
+reviewer at a time (leases expire); answers are written to the run store in a transaction, and a second
+answer to an answered item is refused.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+
+from autoannotator.store import STORE_FILE, RunStore
+from autoannotator.task import Task
+
+SOURCE = "human"
+
+
+class LeaseRequest(BaseModel):
+    reviewer: str = Field(min_length=1, max_length=64)
+
+
+class AnswerRequest(BaseModel):
+    reviewer: str = Field(min_length=1, max_length=64)
+    row: int
+    label: str
+
+
+class RowRequest(BaseModel):
+    reviewer: str = Field(min_length=1, max_length=64)
+    row: int
+
+
+def create_app(run_dir: Path, *, token: str, lease_seconds: float = 300.0, double_review: bool = False) -> FastAPI:
+    """The app over one run directory's store."""
+    app = FastAPI(title="AutoAnnotator review", docs_url=None, redoc_url=None, openapi_url=None)
+    started = time.time()
+    with closing_store(run_dir) as store:
+        task = Task.model_validate(store.fingerprint()["task"])
+
+    def authorized(x_token: str | None = Header(None), token_param: str | None = Query(None, alias="token")) -> None:
+        given = x_token or token_param
+        if not given:
+            raise HTTPException(401, "missing access token")
+        if not secrets.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(403, "wrong access token")
+
+    def open_store() -> Iterator[RunStore]:
+        with closing_store(run_dir) as store:
+            yield store
+
+    @app.get("/", response_class=HTMLResponse, dependencies=[Depends(authorized)])
+    def page() -> str:
+        return render_page(task, double_review=double_review)
+
+    @app.post("/api/lease", dependencies=[Depends(authorized)])
+    def lease(request: LeaseRequest, store: RunStore = Depends(open_store)) -> dict:
+        item = store.lease_next(request.reviewer, lease_seconds, exclude_answered_by=double_review)
+        if item is None:
+            return {"item": None}
+        llm = [r for r in store.reviews(item.row) if r["reviewer"] == "llm"]
+        return {"item": {"row": item.row, "id": item.item_id, "text": item.text, "votes": item.votes,
+                         "consensus_label": item.consensus_label,
+                         "llm": {"label": llm[-1]["label"], "probs": llm[-1]["probs"]} if llm else None},
+                "lease_seconds": lease_seconds}  # fmt: skip
+
+    @app.post("/api/answer", dependencies=[Depends(authorized)])
+    def answer(request: AnswerRequest, store: RunStore = Depends(open_store)) -> dict:
+        label = task.resolve_label(request.label)
+        if label is None:
+            raise HTTPException(422, f"'{request.label}' is not one of the labels {task.label_names}")
+        item = store.item(request.row)
+        if item is None:
+            raise HTTPException(404, "no such item")
+        if item.state != "pending_review":
+            raise HTTPException(409, "this item was already answered")
+        holder = store.lease_holder(request.row)
+        if holder is not None and holder != request.reviewer:
+            raise HTTPException(409, "this item is leased to another reviewer")
+        if double_review:
+            return double_answer(store, request, label)
+        if not store.save_reviews([(request.row, SOURCE, label, None, {"reviewer": request.reviewer})]):
+            raise HTTPException(409, "this item was already answered")
+        store.release(request.row, request.reviewer)
+        return {"settled": True, "label": label}
+
+    def double_answer(store: RunStore, request: AnswerRequest, label: str) -> dict:
+        """Two reviewers must agree: the first answer is logged, a matching second one settles the item."""
+        name = f"{SOURCE}:{request.reviewer}"
+        earlier = [r for r in store.reviews(request.row) if r["reviewer"].startswith(f"{SOURCE}:") and r["label"]]
+        if any(r["reviewer"] == name for r in earlier):
+            raise HTTPException(409, "you already answered this item; a second reviewer is needed")
+        store.log_review(request.row, name, label)
+        store.release(request.row, request.reviewer)
+        agreeing = [r["reviewer"] for r in earlier if r["label"] == label]
+        if agreeing:
+            store.save_reviews([(request.row, SOURCE, label, None, {"reviewers": [agreeing[0], name], "double_review": True})])
+            return {"settled": True, "label": label, "agreed_with": agreeing[0]}
+        return {"settled": False, "label": label, "waiting_for": "a second reviewer"}
+
+    @app.post("/api/skip", dependencies=[Depends(authorized)])
+    def skip(request: RowRequest, store: RunStore = Depends(open_store)) -> dict:
+        store.release(request.row, request.reviewer)
+        return {"skipped": request.row}
+
+    @app.post("/api/undo", dependencies=[Depends(authorized)])
+    def undo(request: RowRequest, store: RunStore = Depends(open_store)) -> dict:
+        log = [r for r in store.reviews(request.row) if r["label"]]
+        if not log or log[-1]["detail"].get("reviewer") != request.reviewer or not store.reopen(request.row, SOURCE):
+            raise HTTPException(409, "only your own last answer can be undone")
+        return {"reopened": request.row}
+
+    @app.get("/api/progress", dependencies=[Depends(authorized)])
+    def progress(store: RunStore = Depends(open_store)) -> dict:
+        states = store.count_by_state()
+        answers = store.conn.execute(
+            "SELECT COUNT(*) AS n FROM reviews WHERE reviewer LIKE 'human%' AND label IS NOT NULL AND created_at >= ?",
+            (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started)),),
+        ).fetchone()["n"]
+        pairs = store.conn.execute(
+            "SELECT row, GROUP_CONCAT(label, '|') AS labels FROM reviews WHERE reviewer LIKE 'human:%' AND label IS NOT NULL GROUP BY row HAVING COUNT(*) >= 2"
+        ).fetchall()
+        agreement = sum(len(set(p["labels"].split("|"))) == 1 for p in pairs) / len(pairs) if pairs else None
+        minutes = max((time.time() - started) / 60, 1e-9)
+        reviewed = store.conn.execute("SELECT COUNT(*) AS n FROM items WHERE label_source = 'human'").fetchone()["n"]
+        return {"reviewed": reviewed, "remaining": states.get("pending_review", 0), "answers_this_session": answers,
+                "pace_per_minute": round(answers / minutes, 2), "agreement": agreement}  # fmt: skip
+
+    return app
+
+
+class closing_store:  # noqa: N801 - used as a context manager, like contextlib.closing
+    """A RunStore on the run directory, opened per request (SQLite connections stay in their thread)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.store = RunStore(run_dir / STORE_FILE)
+
+    def __enter__(self) -> RunStore:
+        return self.store
+
+    def __exit__(self, *exc: object) -> None:
+        self.store.close()
+
+
+def render_page(task: Task, *, double_review: bool) -> str:
+    """The page. Task strings are HTML-escaped here; item texts only ever reach the DOM through textContent."""
+    labels = json.dumps(task.label_names).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    buttons = "".join(
+        f'<button class="label" data-index="{i}"><kbd>{i + 1}</kbd> {html.escape(name)}</button>'
+        for i, name in enumerate(task.label_names[:9])
+    )
+    return PAGE.replace("{{TITLE}}", html.escape(task.name)).replace("{{INSTRUCTION}}", html.escape(task.instruction)) \
+        .replace("{{BUTTONS}}", buttons).replace("{{LABELS}}", labels).replace("{{DOUBLE}}", "true" if double_review else "false")  # fmt: skip
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Review: {{TITLE}}</title>
+<meta http-equiv="Content-Security-Policy" content="default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'">
+<style>
+ body { font-family: system-ui, sans-serif; max-width: 860px; margin: 2em auto; color: #222; }
+ header { display: flex; justify-content: space-between; align-items: baseline; }
+ #text { font-size: 1.35em; line-height: 1.45; padding: 1em; background: #f6f6f4; border-radius: 8px; white-space: pre-wrap; min-height: 3em; }
+ .label { font-size: 1.1em; margin: .3em; padding: .5em 1em; border-radius: 6px; border: 1px solid #888; background: #fff; cursor: pointer; }
+ .label:hover { background: #eef; } kbd { font-size: .8em; color: #666; }
+ #votes, #llm { color: #555; font-size: .95em; } #status { color: #276; min-height: 1.3em; } .muted { color: #777; }
+ table { border-collapse: collapse; } td { padding: .1em .8em .1em 0; }
+</style></head>
+<body>
+<header><h2>{{TITLE}}</h2><span id="progress" class="muted"></span></header>
+<p class="muted">{{INSTRUCTION}}</p>
+<div id="item"><div id="text"></div>
+<h4>Specialists' votes</h4><table id="votes"></table><p id="llm"></p></div>
+<div id="buttons">{{BUTTONS}}
+ <button id="skip" class="label"><kbd>s</kbd> skip</button><button id="undo" class="label"><kbd>u</kbd> undo</button></div>
+<p id="status"></p>
+<script>
+const LABELS = {{LABELS}}, DOUBLE = {{DOUBLE}};
+const params = new URLSearchParams(location.search);
+const TOKEN = params.get("token");
+const REVIEWER = params.get("reviewer") || ("reviewer-" + Math.random().toString(36).slice(2, 7));
+let current = null, last = null;
+async function api(path, body) {
+  const response = await fetch(path, {method: body ? "POST" : "GET",
+    headers: {"X-Token": TOKEN, "Content-Type": "application/json"}, body: body ? JSON.stringify(body) : undefined});
+  const data = await response.json();
+  if (!response.ok) throw new Error(data.detail || response.statusText);
+  return data;
+}
+function cell(row, text) { const td = document.createElement("td"); td.textContent = text; row.appendChild(td); }
+function show(item) {
+  current = item;
+  const text = document.getElementById("text"), votes = document.getElementById("votes"), llm = document.getElementById("llm");
+  votes.replaceChildren(); llm.textContent = "";
+  if (!item) { text.textContent = "Nothing left to review. Thank you!"; return; }
+  text.textContent = item.text;
+  for (const [name, vote] of Object.entries(item.votes)) {
+    const row = document.createElement("tr"); cell(row, name); cell(row, vote.label ?? "abstains"); cell(row, (vote.p ?? 0).toFixed(2)); votes.appendChild(row);
+  }
+  if (item.llm) llm.textContent = "LLM: " + (item.llm.label ?? "no valid answer");
+}
+async function refresh() {
+  const p = await api("/api/progress");
+  document.getElementById("progress").textContent =
+    `${p.reviewed} reviewed, ${p.remaining} remaining, ${p.pace_per_minute}/min` + (p.agreement === null ? "" : `, agreement ${(100 * p.agreement).toFixed(0)}%`);
+}
+async function next() { show((await api("/api/lease", {reviewer: REVIEWER})).item); await refresh(); }
+async function answer(index) {
+  if (!current || index >= LABELS.length) return;
+  try { const r = await api("/api/answer", {reviewer: REVIEWER, row: current.row, label: LABELS[index]});
+        last = current.row; status(r.settled ? `saved: ${r.label}` : `saved: ${r.label} (waiting for a second reviewer)`); }
+  catch (e) { status(e.message); }
+  await next();
+}
+async function skip() { if (current) await api("/api/skip", {reviewer: REVIEWER, row: current.row}); status("skipped"); await next(); }
+async function undo() {
+  if (last === null) return;
+  try { await api("/api/undo", {reviewer: REVIEWER, row: last}); status("undone"); last = null; await next(); } catch (e) { status(e.message); }
+}
+function status(text) { document.getElementById("status").textContent = text; }
+document.querySelectorAll("button[data-index]").forEach(b => b.onclick = () => answer(Number(b.dataset.index)));
+document.getElementById("skip").onclick = skip; document.getElementById("undo").onclick = undo;
+document.addEventListener("keydown", e => {
+  if (e.key >= "1" && e.key <= "9") answer(Number(e.key) - 1); else if (e.key === "s") skip(); else if (e.key === "u") undo();
+});
+next();
+</script></body></html>
+"""
