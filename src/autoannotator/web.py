@@ -23,6 +23,7 @@ from autoannotator.store import STORE_FILE, RunStore
 from autoannotator.task import Task
 
 SOURCE = "human"
+CSP = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'none'; frame-ancestors 'none'"
 
 
 class LeaseRequest(BaseModel):
@@ -59,8 +60,8 @@ def create_app(run_dir: Path, *, token: str, lease_seconds: float = 300.0, doubl
             yield store
 
     @app.get("/", response_class=HTMLResponse, dependencies=[Depends(authorized)])
-    def page() -> str:
-        return render_page(task, double_review=double_review)
+    def page() -> HTMLResponse:
+        return HTMLResponse(render_page(task, double_review=double_review), headers={"Content-Security-Policy": CSP})
 
     @app.post("/api/lease", dependencies=[Depends(authorized)])
     def lease(request: LeaseRequest, store: RunStore = Depends(open_store)) -> dict:
@@ -164,7 +165,6 @@ def render_page(task: Task, *, double_review: bool) -> str:
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Review: {{TITLE}}</title>
-<meta http-equiv="Content-Security-Policy" content="default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'">
 <style>
  body { font-family: system-ui, sans-serif; max-width: 860px; margin: 2em auto; color: #222; }
  header { display: flex; justify-content: space-between; align-items: baseline; }

@@ -93,8 +93,10 @@ def test_no_state_change_by_get(run_dir: Path) -> None:
 
 def test_texts_are_data_never_markup(run_dir: Path) -> None:
     api = client(run_dir)
-    page = api.get("/").text
+    response = api.get("/")
+    page = response.text
     assert "<script>window.pwned" not in page and "textContent = item.text" in page
+    assert "img-src 'none'" in response.headers["content-security-policy"]
     item = api.post("/api/lease", json={"reviewer": "alice"}).json()["item"]
     assert item["row"] == 0 and item["text"] == INJECTION  # JSON carries it verbatim; the page sets textContent
 
