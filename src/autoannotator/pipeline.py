@@ -13,12 +13,14 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from autoannotator.consensus import ConsensusResult, Rule, decide
+from autoannotator.consensus import Rule, decide
 from autoannotator.errors import AnnotatorError
+from autoannotator.executors import Executor, create_executor
 from autoannotator.io import read_table, write_table
 from autoannotator.items import InputItems, items_from_frame, labeled_seed
 from autoannotator.progress import progress_bar
 from autoannotator.refine import Labeled, RefineSettings, Refiner
+from autoannotator.scoring import ConsensusSettings, Scored, votes_of
 from autoannotator.reviewers import Reviewer, ReviewItem, create_reviewer
 from autoannotator.specialists import Specialist, create_specialist, load_specialist
 from autoannotator.specialists.base import specialist_class
@@ -75,14 +77,6 @@ def as_spec(specialist: SpecialistLike) -> SpecialistSpec:
     return SpecialistSpec(**specialist)
 
 
-def votes_of(result: ConsensusResult, probs: np.ndarray, j: int, names: list[str], labels: list[str]) -> dict[str, dict]:
-    """Item j's provenance: each specialist's label (None: abstained) and its top probability."""
-    return {
-        name: {"label": None if result.votes[s, j] < 0 else labels[result.votes[s, j]], "p": round(float(probs[s, j].max()), 4)}
-        for s, name in enumerate(names)
-    }
-
-
 def as_specs(specialists: Sequence[SpecialistLike]) -> list[SpecialistSpec]:
     """Normalize to specs with unique names."""
     specs = [as_spec(s) for s in specialists]
@@ -125,6 +119,7 @@ class Annotator:
         refine: RefineSettings | dict | None = None,
         seed_reviewer: str | None = None,
         seed_size: int = 0,
+        executor: Executor | str = "local",
         progress: bool = False,
     ) -> None:
         self.task = task
@@ -160,6 +155,7 @@ class Annotator:
         if seed_reviewer and (self.seed_reviewer is None or seed_size < 2):
             raise AnnotatorError("--seed-label needs a reviewer (gold:COLUMN, llm or human) and --seed-size of at least 2")
         self.seed_size = seed_size
+        self.executor = create_executor(executor) if isinstance(executor, str) else executor
         self.progress = progress
         self.specialists: dict[str, Specialist] = {}
 
@@ -349,30 +345,23 @@ class Annotator:
                 for i in scored
             ]  # fmt: skip
         elif scored:
-            probs = []
-            for name, specialist in self.specialists.items():
-                t0 = time.perf_counter()
-                probs.append(specialist.predict_proba([texts[i] for i in scored]))
-                seconds[f"predict:{name}"] = seconds.get(f"predict:{name}", 0.0) + time.perf_counter() - t0
-            t0 = time.perf_counter()
-            stacked = np.stack(probs)
-            result = decide(stacked, rule=self.rule, epsilon=self.epsilon, budget=self.budget)
-            names = list(self.specialists)
-            for j, i in enumerate(scored):
-                row = rows[i]
-                votes = votes_of(result, stacked, j, names, labels)
-                majority = labels[result.labels[j]] if result.votes[:, j].max() >= 0 else None
-                hard = bool(result.hard[j]) or majority is None
-                records.append(
-                    ItemRecord(row=row, item_id=items.ids[row], text_hash=items.hashes[row], text=texts[i],
-                               state="pending_review" if hard else "done", label=None if hard else majority,
-                               label_source="unresolved" if hard else "consensus", consensus_label=majority,
-                               uncertainty=round(float(result.uncertainty[j]), 6), votes=votes)
-                )  # fmt: skip
-            seconds["consensus"] = seconds.get("consensus", 0.0) + time.perf_counter() - t0
+            outcomes = self.executor.score(
+                [rows[i] for i in scored], [texts[i] for i in scored], specialists=self.specialists,
+                labels=self.task.label_names, settings=ConsensusSettings(self.rule, self.epsilon, self.budget),
+                run_dir=self.run_dir, seconds=seconds,
+            )  # fmt: skip
+            for i, outcome in zip(scored, outcomes):
+                records.append(self._record(rows[i], items, outcome))
         t0 = time.perf_counter()
         store.save_items(sorted(records, key=lambda r: r.row))
         seconds["store"] = seconds.get("store", 0.0) + time.perf_counter() - t0
+
+    def _record(self, row: int, items: InputItems, outcome: Scored) -> ItemRecord:
+        """The stored form of a scored item: done with its consensus label, or waiting for review."""
+        return ItemRecord(row=row, item_id=items.ids[row], text_hash=items.hashes[row], text=items.texts[row],
+                          state="pending_review" if outcome.hard else "done", label=None if outcome.hard else outcome.consensus_label,
+                          label_source="unresolved" if outcome.hard else "consensus", consensus_label=outcome.consensus_label,
+                          uncertainty=outcome.uncertainty, votes=outcome.votes)  # fmt: skip
 
     def _review(
         self, store: RunStore, pending: list[ItemRecord], items: InputItems, records: list[dict], seconds: dict[str, float]

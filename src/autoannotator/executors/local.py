@@ -1,0 +1,30 @@
+"""The local executor: the specialist pool runs in this process, chunk by chunk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from autoannotator.scoring import ConsensusSettings, Scored, score
+from autoannotator.specialists import Specialist
+
+
+class Executor(Protocol):
+    """Scores chunks of texts with the run's specialist pool."""
+
+    name: str
+
+    def score(
+        self, rows: list[int], texts: list[str], *, specialists: dict[str, Specialist], labels: list[str],
+        settings: ConsensusSettings, run_dir: Path, seconds: dict[str, float],
+    ) -> list[Scored]: ...  # fmt: skip
+
+
+class LocalExecutor:
+    name = "local"
+
+    def score(
+        self, rows: list[int], texts: list[str], *, specialists: dict[str, Specialist], labels: list[str],
+        settings: ConsensusSettings, run_dir: Path, seconds: dict[str, float],
+    ) -> list[Scored]:  # fmt: skip
+        return score(specialists, labels, texts, settings, seconds)

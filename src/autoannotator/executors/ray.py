@@ -1,0 +1,99 @@
+"""The Ray executor: the specialist layer as Ray Data `map_batches` over an actor pool.
+
+Each actor loads the run's active specialist versions from the run directory (so refined versions are
+picked up by the next chunk's actors), scores its batches and decides by consensus. Each chunk's results
+are written to RUN/blocks/ as Parquet (keyed by row and item id) before the driver imports them into the
+run store; a restarted job imports any block that was written but not imported, and skips finished rows.
+On a multi-node cluster the run directory must be on storage every node can read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from autoannotator.errors import AnnotatorError
+from autoannotator.scoring import ConsensusSettings, Scored, score
+from autoannotator.specialists import Specialist, load_specialist
+from autoannotator.store import STORE_FILE, RunStore
+from autoannotator.task import Task
+
+BLOCKS = "blocks"
+
+
+class PoolScorer:
+    """A Ray actor: the specialist pool of one run, loaded once per actor."""
+
+    def __init__(self, run_dir: str, task: dict, names: list[str], settings: dict) -> None:
+        self.task = Task.model_validate(task)
+        self.settings = ConsensusSettings(**settings)
+        store = RunStore(Path(run_dir) / STORE_FILE)
+        try:
+            self.specialists = {name: load_specialist(Path(run_dir) / store.active_specialist(name)[1], self.task) for name in names}
+        finally:
+            store.close()
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        outcomes = score(self.specialists, self.task.label_names, batch["text"].tolist(), self.settings)
+        return pd.DataFrame({
+            "row": batch["row"].to_numpy(),
+            "hard": [o.hard for o in outcomes],
+            "consensus_label": [o.consensus_label for o in outcomes],
+            "uncertainty": [o.uncertainty for o in outcomes],
+            "votes": [json.dumps(o.votes) for o in outcomes],
+        })  # fmt: skip
+
+
+def scored_from_frame(frame: pd.DataFrame) -> dict[int, Scored]:
+    return {
+        int(r.row): Scored(hard=bool(r.hard), consensus_label=r.consensus_label, uncertainty=float(r.uncertainty), votes=json.loads(r.votes))
+        for r in frame.itertuples()
+    }
+
+
+class RayExecutor:
+    """Runs on an existing cluster (`address`: 'auto', 'ray://host:10001') or starts a local one."""
+
+    name = "ray"
+
+    def __init__(self, *, address: str | None = None, num_actors: int = 2, batch_size: int = 256, num_gpus_per_actor: float | None = None,
+                 num_cpus: int | None = None) -> None:  # fmt: skip
+        try:
+            import ray
+        except ImportError:
+            raise AnnotatorError("the ray executor needs Ray: pip install 'autoannotator[ray]'") from None
+        if not ray.is_initialized():
+            ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
+                     ignore_reinit_error=True, log_to_driver=False)  # fmt: skip
+        gpus = ray.cluster_resources().get("GPU", 0)
+        self.num_actors = num_actors
+        self.batch_size = batch_size
+        self.num_gpus = num_gpus_per_actor if num_gpus_per_actor is not None else (1.0 if gpus >= num_actors else 0.0)
+
+    def score(
+        self, rows: list[int], texts: list[str], *, specialists: dict[str, Specialist], labels: list[str],
+        settings: ConsensusSettings, run_dir: Path, seconds: dict[str, float],
+    ) -> list[Scored]:  # fmt: skip
+        import ray.data
+
+        block = Path(run_dir) / BLOCKS / f"rows-{rows[0]:09d}-{rows[-1]:09d}.parquet"
+        if block.is_file():
+            done = scored_from_frame(pd.read_parquet(block))
+            if set(done) == set(rows):
+                return [done[r] for r in rows]
+        task = specialists[next(iter(specialists))].task
+        dataset = ray.data.from_pandas(pd.DataFrame({"row": rows, "text": texts}))
+        results = dataset.map_batches(
+            PoolScorer, batch_format="pandas", batch_size=self.batch_size, concurrency=self.num_actors, num_gpus=self.num_gpus,
+            fn_constructor_kwargs={"run_dir": str(run_dir), "task": task.model_dump(mode="json"), "names": list(specialists),
+                                   "settings": {"rule": settings.rule, "epsilon": settings.epsilon, "budget": settings.budget}},
+        ).to_pandas()  # fmt: skip
+        block.parent.mkdir(parents=True, exist_ok=True)
+        temporary = block.with_suffix(".tmp")
+        results.to_parquet(temporary, index=False)
+        os.replace(temporary, block)
+        done = scored_from_frame(results)
+        return [done[r] for r in rows]

@@ -1,0 +1,62 @@
+"""Scoring a batch of texts with the specialist pool: probabilities, consensus, and each item's route.
+Shared by the executors (the local loop and Ray actors)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from autoannotator.consensus import ConsensusResult, Rule, decide
+from autoannotator.specialists import Specialist
+
+
+@dataclass(frozen=True)
+class ConsensusSettings:
+    rule: Rule = "vote"
+    epsilon: float | None = None
+    budget: float | None = None
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One item's outcome in the specialist layer."""
+
+    hard: bool
+    consensus_label: str | None
+    uncertainty: float
+    votes: dict[str, dict]
+
+
+def votes_of(result: ConsensusResult, probs: np.ndarray, j: int, names: list[str], labels: list[str]) -> dict[str, dict]:
+    """Item j's provenance: each specialist's label (None: abstained) and its top probability."""
+    return {
+        name: {"label": None if result.votes[s, j] < 0 else labels[result.votes[s, j]], "p": round(float(probs[s, j].max()), 4)}
+        for s, name in enumerate(names)
+    }
+
+
+def score(
+    specialists: Mapping[str, Specialist], labels: list[str], texts: Sequence[str], settings: ConsensusSettings,
+    seconds: dict[str, float] | None = None,
+) -> list[Scored]:  # fmt: skip
+    """Run every specialist on `texts` (non-empty) and decide each item by consensus."""
+    seconds = seconds if seconds is not None else {}
+    probs = []
+    for name, specialist in specialists.items():
+        started = time.perf_counter()
+        probs.append(specialist.predict_proba(list(texts)))
+        seconds[f"predict:{name}"] = seconds.get(f"predict:{name}", 0.0) + time.perf_counter() - started
+    started = time.perf_counter()
+    stacked = np.stack(probs)
+    result = decide(stacked, rule=settings.rule, epsilon=settings.epsilon, budget=settings.budget)
+    names = list(specialists)
+    out = []
+    for j in range(len(texts)):
+        majority = labels[result.labels[j]] if result.votes[:, j].max() >= 0 else None
+        out.append(Scored(hard=bool(result.hard[j]) or majority is None, consensus_label=majority,
+                          uncertainty=round(float(result.uncertainty[j]), 6), votes=votes_of(result, stacked, j, names, labels)))  # fmt: skip
+    seconds["consensus"] = seconds.get("consensus", 0.0) + time.perf_counter() - started
+    return out
