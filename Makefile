@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet --no-cache-dir "llama-cpp-python[server]>=0.3.8"
-	$(PY) -m pip install --quiet -e ".[test,llm,bench]"
+	$(PY) -m pip install --quiet -e ".[test,llm,bench,ray]"
 	touch $@
 
 demo: venv

@@ -73,11 +73,15 @@ def annotate(
     rescore_below: Annotated[Optional[float], typer.Option("--rescore-below", help="after a promotion, re-score consensus items less confident than this")] = None,
     seed_label: Annotated[Optional[str], typer.Option("--seed-label", help="cold start without a seed file: gold:COLUMN, llm or human labels --seed-size items first")] = None,
     seed_size: Annotated[int, typer.Option("--seed-size", help="items the --seed-label reviewer labels first")] = 0,
+    executor: Annotated[str, typer.Option("--executor", help="local, or ray: the specialist layer on Ray Data actor pools")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="existing cluster: auto or ray://HOST:10001 (default: start a local one)")] = None,
+    ray_actors: Annotated[int, typer.Option("--ray-actors", help="actors in the specialist pool")] = 2,
     summary_json: Annotated[Optional[Path], typer.Option("--summary-json", help="also write the run summary as JSON")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
     """Label INPUT with the specialist pool and write OUTPUT; rerun the same command to resume a stopped run."""
     from autoannotator.display import show_summary
+    from autoannotator.executors import create_executor
     from autoannotator.pipeline import Annotator
     from autoannotator.task import Task
 
@@ -91,6 +95,7 @@ def annotate(
             refine=None if beta is None else {"beta": beta, "replay": replay, "replay_consensus": replay_consensus,
                                               "gate_fraction": gate_fraction, "rescore_below": rescore_below},
             seed_reviewer=seed_label, seed_size=seed_size,
+            executor=create_executor(executor, ray_address=ray_address, **({"num_actors": ray_actors} if executor == "ray" else {})),
             reviewer_options=llm_options(
                 base_url=llm_base_url, model=llm_model, api_key_env=llm_api_key_env, prompt=llm_prompt, shots=llm_shots,
                 structured=llm_structured, max_in_flight=llm_max_in_flight, rate_limit=llm_rate_limit,

@@ -94,7 +94,8 @@ class HFSpecialist(Specialist):
         n_model_labels = self._model.config.num_labels
         model_probs = np.zeros((len(texts), n_model_labels), dtype=np.float32)
         batch_size = self.options["batch_size"]
-        with torch.inference_mode():
+        use_bf16 = self.device == "cuda" and torch.cuda.is_bf16_supported()
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
             for start in range(0, len(texts), batch_size):
                 index = order[start : start + batch_size]
                 batch = self._tokenizer.pad(

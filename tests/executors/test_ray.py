@@ -1,0 +1,94 @@
+"""The Ray executor on a real local Ray cluster (2 CPUs): same labels as local; a killed job resumes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from autoannotator import Annotator, Task
+from autoannotator.llm.server import free_port
+from autoannotator.store import STORE_FILE
+from tests.conftest import EXAMPLE, ROOT
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_gives_the_same_labels_as_local(cluster, task: Task, tweets_frame, seed_frame, tmp_path: Path) -> None:
+    from autoannotator.executors.ray import RayExecutor
+
+    frame = tweets_frame.iloc[:400]
+    specialists = ["tfidf", "embedding", "lexicon"]
+    local = Annotator(task, specialists=specialists, reviewer="gold:gold_label", run_dir=tmp_path / "local", chunk_size=150)
+    on_ray = Annotator(task, specialists=specialists, reviewer="gold:gold_label", run_dir=tmp_path / "ray", chunk_size=150,
+                       executor=RayExecutor(num_actors=2, batch_size=64))  # fmt: skip
+    a, b = local.annotate(frame, seed=seed_frame).frame, on_ray.annotate(frame, seed=seed_frame).frame
+    assert a["label"].tolist() == b["label"].tolist()
+    assert a["label_source"].tolist() == b["label_source"].tolist()
+    assert a["votes"].tolist() == b["votes"].tolist()
+    assert len(list((tmp_path / "ray" / "blocks").glob("*.parquet"))) == 3  # one block per chunk, keyed by rows
+
+
+def answered(log: Path) -> list[str]:
+    import json
+
+    return [json.loads(line)["key"] for line in log.read_text().splitlines()] if log.exists() else []
+
+
+@pytest.mark.slow
+def test_ray_job_killed_midway_resumes_without_duplicates_or_repeated_paid_calls(tmp_path: Path) -> None:
+    port, log = free_port(), tmp_path / "answered.jsonl"
+    server = subprocess.Popen([sys.executable, "-m", "tests.fault_server", "--port", str(port), "--log", str(log), "--delay", "0.02"], cwd=ROOT)
+    tweets = tmp_path / "tweets.csv"
+    pd.read_csv(EXAMPLE / "tweets.csv", dtype=str).iloc[:600].to_csv(tweets, index=False)
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "autoannotator", "annotate", "--task", str(EXAMPLE / "task.yaml"), "--input", str(tweets),
+               "--output", str(tmp_path / "out.csv"), "--seed", str(EXAMPLE / "seed.csv"), "--specialists", "tfidf,lexicon",
+               "--reviewer", "llm", "--llm-base-url", f"http://127.0.0.1:{port}/v1", "--llm-model", "gpt-3.5-turbo",
+               "--executor", "ray", "--chunk-size", "100", "--run-dir", str(run_dir), "--quiet"]  # fmt: skip
+    env = os.environ | {"RAY_ADDRESS": "", "PYTHONPATH": str(ROOT)}
+    try:
+        job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        deadline = time.monotonic() + 240
+        count = 0
+        while time.monotonic() < deadline and job.poll() is None:
+            if (run_dir / STORE_FILE).exists():
+                with sqlite3.connect(run_dir / STORE_FILE, timeout=5) as conn:
+                    try:
+                        count = conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+                    except sqlite3.OperationalError:
+                        count = 0
+            if count >= 200:
+                break
+            time.sleep(0.1)
+        assert job.poll() is None, "the job ended before it could be killed"
+        os.killpg(job.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+        job.wait()
+        paid_before = len(answered(log))
+        resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+    finally:
+        server.kill()
+    keys = answered(log)
+    assert len(set(keys)) == len(keys) or len(keys) - len(set(keys)) <= 8  # at most the requests in flight at the kill
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert len(out) == 600 and out["id"].is_unique
+    assert out["label_source"].isin(["consensus", "llm"]).all()
+    with sqlite3.connect(run_dir / STORE_FILE) as conn:
+        assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT row) FROM items").fetchone() == (600, 600)
+    assert paid_before > 0
