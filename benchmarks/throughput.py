@@ -68,7 +68,7 @@ def main() -> None:
     models_total = sum(model_seconds.values())
     overhead = pipeline_seconds / models_total - 1
     lines = [
-        f"# Throughput: specialists alone vs the annotate pipeline",
+        "# Throughput: specialists alone vs the annotate pipeline",
         "",
         f"- dataset: {args.dataset}, split: test ({n} texts), specialists trained on {args.seed_rows} train rows (seed 0)",
         f"- reviewer: none; chunk size {args.chunk_size}; machine: {machine()}; commit {git_commit()}",

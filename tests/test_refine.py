@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from autoannotator import Annotator, Task
-from autoannotator.refine import Labeled, RefineSettings, refine_specialist
+from autoannotator.refine import Labeled, refine_specialist
 from autoannotator.specialists import create_specialist, load_specialist
 from autoannotator.store import STORE_FILE, RunStore
 from tests.conftest import EXAMPLE

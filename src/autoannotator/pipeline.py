@@ -328,7 +328,6 @@ class Annotator:
 
     def _label_chunk(self, store: RunStore, rows: list[int], items: InputItems, seconds: dict[str, float]) -> None:
         """Run the pool on one chunk, decide by consensus and store the chunk in one transaction."""
-        labels = self.task.label_names
         texts = [items.texts[r] for r in rows]
         scored = [i for i, t in enumerate(texts) if t.strip()]
         empty = sorted(set(range(len(rows))) - set(scored))

@@ -17,7 +17,6 @@ from autoannotator.review_queue import import_answers
 from autoannotator.reviewers.base import ReviewItem
 from autoannotator.reviewers.human import review_in_terminal
 from autoannotator.store import STORE_FILE, RunStore
-from tests.conftest import EXAMPLE
 
 
 @pytest.fixture()

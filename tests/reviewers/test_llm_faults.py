@@ -18,6 +18,7 @@ import pytest
 
 from autoannotator import Annotator, Task
 from autoannotator.llm.client import retry_after_seconds
+from autoannotator.llm.server import free_port
 from autoannotator.store import STORE_FILE, RunStore
 from tests.conftest import EXAMPLE, ROOT
 from tests.fault_server import serve
@@ -28,12 +29,6 @@ except ImportError:
     import httpx
 
 FAST_RETRIES = {"timeout_s": 1.0, "max_retries": 3, "backoff_base_s": 0.05, "backoff_cap_s": 0.2, "model": "gpt-3.5-turbo"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def answered(log: Path) -> list[dict]:

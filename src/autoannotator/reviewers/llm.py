@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from autoannotator.llm.client import CallFailed, ChatClient, ClientSettings
 from autoannotator.llm.logprobs import label_probs_from_logprobs
