@@ -173,7 +173,7 @@ def plot(dataset: str, curves: dict, path: Path, stamp: str) -> None:
     plt.close(figure)
 
 
-def llm_run(task: Task, frame: pd.DataFrame, *, options: dict, pool: list[Specialist] | None = None) -> dict:
+def llm_run(task: Task, frame: pd.DataFrame, *, options: dict, pool: dict[str, Specialist] | None = None) -> dict:
     """Label `frame` with the LLM alone (pool None) or with the pool + LLM review; accuracy, calls, tokens, time."""
     with tempfile.TemporaryDirectory() as tmp:
         kwargs = {"specialists": pool, "mode": "specialists"} if pool else {"mode": "llm-only"}
@@ -263,7 +263,7 @@ def main() -> None:  # noqa: C901 - one experiment script, read top to bottom
                                "logprobs": False}  # fmt: skip
                     result = llm_run(task, subset, options={k: v for k, v in options.items() if v is not None})
                     llm_rows.append((f"SmolLM2-135M alone, {style} (first {len(subset)} items)", result))
-            auto_llm = llm_run(task, evaluation, options={}, pool=[pool[n] for n in zoo_names])
+            auto_llm = llm_run(task, evaluation, options={}, pool={n: pool[n] for n in zoo_names})
             llm_rows.append(("AutoAnnotator: zoo + Gemma 3 270M review", auto_llm))
         auto_gold = with_reviewer(names[vote.labels], vote.hard, gold, gold)
         accuracy, macro_f1 = scores(gold, auto_gold, labels)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -98,7 +98,7 @@ class Annotator:
     >>> result = annotator.annotate("input.csv", seed="seed.csv", output="labeled.csv")
 
     `specialists` takes kind names, specs (kind, name, options) or ready, trained Specialist instances,
-    which are used as they are (not retrained on a seed). `reviewer` is 'none', 'gold:COLUMN', 'llm',
+    which are used as they are (not retrained on a seed); a mapping {name: any of these} names them. `reviewer` is 'none', 'gold:COLUMN', 'llm',
     'human' or a Reviewer; `reviewer_options` configures it (for 'llm': base_url, model, prompt, ...).
     """
 
@@ -107,7 +107,7 @@ class Annotator:
         task: Task,
         *,
         run_dir: str | Path,
-        specialists: Sequence[SpecialistLike] | None = None,
+        specialists: Sequence[SpecialistLike] | Mapping[str, SpecialistLike] | None = None,
         reviewer: str | Reviewer | None = "none",
         reviewer_options: dict[str, Any] | None = None,
         rule: Rule = "vote",
@@ -127,8 +127,16 @@ class Annotator:
         if mode not in ("specialists", "llm-only"):
             raise AnnotatorError(f"unknown mode '{mode}' (use specialists or llm-only)")
         self.mode = mode
-        chosen = [] if mode == "llm-only" else list(specialists or task.specialists or DEFAULT_SPECIALISTS)
-        self.specs = as_specs(chosen) if chosen else []
+        if isinstance(specialists, Mapping):  # {name: kind, spec, dict or ready Specialist}
+            named = [(name, s) for name, s in specialists.items()]
+            chosen = [s for _, s in named]
+            self.specs = [as_spec(s).model_copy(update={"name": name}) for name, s in named]
+            as_specs(self.specs)  # uniqueness and kinds
+        else:
+            chosen = [] if mode == "llm-only" else list(specialists or task.specialists or DEFAULT_SPECIALISTS)
+            self.specs = as_specs(chosen) if chosen else []
+        if mode == "llm-only":
+            chosen, self.specs = [], []
         self.ready = {spec.display_name: s for spec, s in zip(self.specs, chosen) if isinstance(s, Specialist)}
         if isinstance(reviewer, Reviewer) or reviewer is None:
             self.reviewer = reviewer

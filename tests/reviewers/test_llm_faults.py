@@ -203,3 +203,13 @@ def test_annotate_killed_during_review_pays_nothing_twice(tmp_path: Path) -> Non
     usage = json.loads((tmp_path / "summary.json").read_text())["llm"]["gpt-3.5-turbo"]
     assert usage["calls"] == 80 and usage["cache_hits"] >= paid_before - 2  # answers paid before the kill came from the cache
     assert "cache" in rerun.stdout and "hits" in rerun.stdout  # the usage table shows them
+
+
+def test_rate_limit_spaces_the_requests(task: Task, server, tmp_path: Path) -> None:
+    url, log = server
+    frame = pd.DataFrame({"text": [f"tweet number {i}" for i in range(9)]})
+    options = {"base_url": url, **FAST_RETRIES, "rate_limit": 4.0, "max_in_flight": 8}
+    started = time.monotonic()
+    Annotator(task, mode="llm-only", reviewer="llm", reviewer_options=options, run_dir=tmp_path / "r").annotate(frame)
+    assert time.monotonic() - started >= 8 / 4.0  # 9 requests at 4/s: the last starts 2 s after the first
+    assert len(answered(log)) == 9

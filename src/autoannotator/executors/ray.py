@@ -85,8 +85,10 @@ class RayExecutor:
             if set(done) == set(rows):
                 return [done[r] for r in rows]
         task = specialists[next(iter(specialists))].task
-        blocks = max(1, min(len(rows) // self.batch_size, 4 * self.num_actors))  # enough blocks to keep every actor busy
-        dataset = ray.data.from_pandas(pd.DataFrame({"row": rows, "text": texts}), override_num_blocks=blocks)
+        frame = pd.DataFrame({"row": rows, "text": texts})
+        n_blocks = max(1, min(len(rows) // self.batch_size, 4 * self.num_actors))  # enough blocks to keep every actor busy
+        size = -(-len(frame) // n_blocks)
+        dataset = ray.data.from_pandas([frame.iloc[i : i + size] for i in range(0, len(frame), size)])
         results = dataset.map_batches(
             PoolScorer, batch_format="pandas", batch_size=self.batch_size, concurrency=self.num_actors, num_gpus=self.num_gpus,
             fn_constructor_kwargs={"run_dir": str(run_dir), "task": task.model_dump(mode="json"), "names": list(specialists),
