@@ -28,7 +28,7 @@ try:  # the HTTP library the installed openai package is built on
 except ImportError:
     import httpx
 
-FAST_RETRIES = {"timeout_s": 1.0, "max_retries": 3, "backoff_base_s": 0.05, "backoff_cap_s": 0.2, "model": "gpt-3.5-turbo"}
+FAST_RETRIES = {"timeout_s": 2.0, "max_retries": 3, "backoff_base_s": 0.05, "backoff_cap_s": 0.2, "model": "gpt-3.5-turbo"}
 
 
 def answered(log: Path) -> list[dict]:
@@ -44,7 +44,7 @@ def task(task: Task) -> Task:
 @pytest.fixture()
 def server(tmp_path: Path):
     port, log = free_port(), tmp_path / "answered.jsonl"
-    httpd = serve(port, log, timeout_sleep=2.5)
+    httpd = serve(port, log, timeout_sleep=5.0)
     yield f"http://127.0.0.1:{port}/v1", log
     httpd.shutdown()
 
@@ -152,7 +152,7 @@ def start_server_process(port: int, log: Path, *extra: str) -> subprocess.Popen:
 def test_server_killed_midway_then_restarted(task: Task, tmp_path: Path) -> None:
     port, log = free_port(), tmp_path / "answered.jsonl"
     tweets = pd.read_csv(EXAMPLE / "tweets.csv", dtype=str).iloc[:40]
-    options = {"base_url": f"http://127.0.0.1:{port}/v1", **FAST_RETRIES, "max_retries": 1, "max_in_flight": 4}
+    options = {"base_url": f"http://127.0.0.1:{port}/v1", **FAST_RETRIES, "max_retries": 1, "max_in_flight": 4, "timeout_s": 15.0}
     first_server = start_server_process(port, log, "--die-after", "15", "--delay", "0.02")
     try:
         first = Annotator(task, mode="llm-only", reviewer="llm", reviewer_options=options, run_dir=tmp_path / "run").annotate(tweets)
