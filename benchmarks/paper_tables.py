@@ -173,13 +173,13 @@ def plot(dataset: str, curves: dict, path: Path, stamp: str) -> None:
     plt.close(figure)
 
 
-def llm_run(task: Task, frame: pd.DataFrame, *, options: dict, pool: dict[str, Specialist] | None = None) -> dict:
+def llm_run(task: Task, frame: pd.DataFrame, *, options: dict, seed: pd.DataFrame, pool: dict[str, Specialist] | None = None) -> dict:
     """Label `frame` with the LLM alone (pool None) or with the pool + LLM review; accuracy, calls, tokens, time."""
     with tempfile.TemporaryDirectory() as tmp:
         kwargs = {"specialists": pool, "mode": "specialists"} if pool else {"mode": "llm-only"}
         annotator = Annotator(task, reviewer="llm", reviewer_options=options, run_dir=Path(tmp) / "r", **kwargs)
         started = time.perf_counter()
-        result = annotator.annotate(frame[["text"]])
+        result = annotator.annotate(frame[["text"]], seed=seed)  # the seed gives the few-shot examples
         seconds = time.perf_counter() - started
     predicted = result.frame["label"].fillna("(unresolved)").to_numpy()
     usage = next(iter(result.summary.llm.values()), {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0})
@@ -253,7 +253,8 @@ def main() -> None:  # noqa: C901 - one experiment script, read top to bottom
         rows.append(("majority vote of the zoo (k = 3), no review", accuracy, macro_f1, 0, 0, 0.0, 0.0, sum(timing[n] for n in zoo_names), "0%"))
         llm_rows = []
         if not args.skip_llm:
-            gemma = llm_run(task, evaluation, options={})
+            examples = load_split(dataset, "train").sample(n=500, random_state=0)
+            gemma = llm_run(task, evaluation, options={}, seed=examples)
             llm_rows.append(("Gemma 3 270M alone (6-shot scorer)", gemma))
             with llama_server("smollm2-135m") as url:
                 subset = evaluation.iloc[: args.llm_items]
@@ -261,9 +262,9 @@ def main() -> None:  # noqa: C901 - one experiment script, read top to bottom
                     options = {"base_url": url, "model": "smollm2-135m", "prompt": style, "shots": 3,
                                "structured": "none" if style == "cot" else "json_object", "max_tokens": 96 if style == "cot" else None,
                                "logprobs": False}  # fmt: skip
-                    result = llm_run(task, subset, options={k: v for k, v in options.items() if v is not None})
+                    result = llm_run(task, subset, options={k: v for k, v in options.items() if v is not None}, seed=examples)
                     llm_rows.append((f"SmolLM2-135M alone, {style} (first {len(subset)} items)", result))
-            auto_llm = llm_run(task, evaluation, options={}, pool={n: pool[n] for n in zoo_names})
+            auto_llm = llm_run(task, evaluation, options={}, seed=examples, pool={n: pool[n] for n in zoo_names})
             llm_rows.append(("AutoAnnotator: zoo + Gemma 3 270M review", auto_llm))
         auto_gold = with_reviewer(names[vote.labels], vote.hard, gold, gold)
         accuracy, macro_f1 = scores(gold, auto_gold, labels)

@@ -52,3 +52,18 @@ def test_price_table(tmp_path) -> None:
     custom = tmp_path / "prices.yaml"
     custom.write_text("my-model: {input: 1.0, output: 2.0}\n")
     assert PriceTable.load(custom).cost("my-model", 500_000, 500_000) == pytest.approx(1.5)
+
+
+def test_a_few_shot_prompt_without_examples_is_an_error_not_a_silent_zero_shot(tmp_path) -> None:
+    from autoannotator import AnnotatorError
+    from autoannotator.reviewers.base import ReviewItem
+    from autoannotator.reviewers.llm import LLMReviewer, LLMSettings
+    from autoannotator.store import RunStore
+
+    bare = Task.from_dict({"name": "t", "labels": ["a", "b"]})
+    reviewer = LLMReviewer(bare, LLMSettings(base_url="http://127.0.0.1:9/v1", prompt="k-shot"))
+    reviewer.attach(RunStore.open(tmp_path, {"x": 1}))
+    with pytest.raises(AnnotatorError, match="needs examples"):
+        reviewer.review([ReviewItem(row=0, item_id="0", text="hi", votes={}, consensus_label=None)])
+    reviewer.use_examples([Example(text="x", label="a"), Example(text="y", label="b")])
+    assert len(reviewer.examples) == 2

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
+from autoannotator.errors import AnnotatorError
 from autoannotator.llm.client import CallFailed, ChatClient, ClientSettings
 from autoannotator.llm.logprobs import label_probs_from_logprobs
 from autoannotator.llm.prices import PriceTable
@@ -86,6 +87,8 @@ class LLMReviewer(Reviewer):
                                     "attempts": self.settings.answer_retries + 1})  # fmt: skip
 
     async def _review_all(self, items: Sequence[ReviewItem]) -> list[Answer]:
+        if self.n_shots and not self.examples:
+            raise AnnotatorError(f"the {self.settings.prompt} prompt needs examples: add 'examples' to the task file or give a seed file")
         async with ChatClient(self.settings, self.store, self.prices) as client:
             return list(await asyncio.gather(*(self._review_one(client, item) for item in items)))
 
