@@ -159,16 +159,17 @@ def test_server_killed_midway_then_restarted(task: Task, tmp_path: Path) -> None
     finally:
         first_server.kill()
     n_first = len(answered(log))
-    assert n_first == 15
-    assert (first.frame.label_source == "llm").sum() == 15
-    assert (first.frame.label_source == "unresolved").sum() == 25  # the server was gone: not guessed, left for later
+    received = int((first.frame.label_source == "llm").sum())
+    assert 15 <= n_first <= 15 + 3 and 0 < received <= n_first  # the server dies after 15 answers (threads may race past)
+    assert (first.frame.label_source == "unresolved").sum() == 40 - received  # not guessed: left for the rerun
     second_server = start_server_process(port, log)
     try:
         second = Annotator(task, mode="llm-only", reviewer="llm", reviewer_options=options, run_dir=tmp_path / "run").annotate(tweets)
     finally:
         second_server.kill()
     keys = [a["key"] for a in answered(log)]
-    assert len(keys) == 40 and len(set(keys)) == 40  # no request was paid for twice
+    assert len(set(keys)) == 40
+    assert len(keys) - 40 == n_first - received  # only answers the dying server sent but the client never got are paid again
     assert (second.frame.label_source == "llm").all()
     assert second.summary.llm["gpt-3.5-turbo"]["calls"] == 40
 
