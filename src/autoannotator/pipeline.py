@@ -281,7 +281,8 @@ class Annotator:
             self._review(store, store.pending_review(rows), items, records, seconds)
         finally:
             self.reviewer = main_reviewer
-        labeled = [r for r in store.items() if r.row in set(rows) and r.label is not None]
+        wanted = set(rows)
+        labeled = [r for r in store.items() if r.row in wanted and r.label is not None]
         if len({r.label for r in labeled}) < 2:
             raise AnnotatorError(f"the seed reviewer labeled {len(labeled)} of {len(rows)} seed items: too few to train on")
         return [r.text for r in labeled], [r.label for r in labeled]

@@ -120,10 +120,9 @@ class Refiner:
         earlier = Labeled.of(store.labeled_by_review(used=True)) + (seed or Labeled([], []))
         consensus = Labeled.of(store.unanimous_consensus())
         fresh = Labeled.of(pool_new)
-        incremental = fresh + earlier.sample(round(s.replay * len(fresh)), rng) + consensus.sample(
-            round(s.replay_consensus * len(fresh)), rng
-        )
-        everything = fresh + earlier + consensus.sample(round(s.replay_consensus * len(fresh)), rng)
+        confident = consensus.sample(round(s.replay_consensus * len(fresh)), rng)  # one consensus sample for both mixes
+        incremental = fresh + earlier.sample(round(s.replay * len(fresh)), rng) + confident
+        everything = fresh + earlier + confident
         versions, report = [], {}
         for name, specialist in pool.items():
             if not specialist.trainable:

@@ -57,7 +57,7 @@ def entry_from_folder(folder: Path) -> CatalogEntry:
     id2label = config.get("id2label") or {}
     labels = [id2label[k] for k in sorted(id2label, key=int)]
     readme = folder / "README.md"
-    description = _first_paragraph(readme.read_text(encoding="utf-8")) if readme.is_file() else ""
+    description = first_paragraph(readme.read_text(encoding="utf-8")) if readme.is_file() else ""
     return CatalogEntry(
         id=folder.name, kind="hf", family=config.get("model_type", ""), labels=labels, source="user", offline=True,
         description=description or f"{config.get('model_type', 'transformer')} classifier with labels {', '.join(labels)}",
@@ -77,7 +77,7 @@ def user_catalog(directory: Path) -> list[CatalogEntry]:
     return entries
 
 
-def _first_paragraph(markdown: str) -> str:
+def first_paragraph(markdown: str) -> str:
     """The first prose paragraph of a model card (front matter, headings and badges skipped)."""
     if markdown.startswith("---"):
         markdown = markdown.split("---", 2)[-1]

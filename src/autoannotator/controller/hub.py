@@ -6,7 +6,7 @@ import json
 import socket
 from urllib.parse import urlsplit
 
-from autoannotator.controller.catalog import CatalogEntry, _first_paragraph
+from autoannotator.controller.catalog import CatalogEntry, first_paragraph
 from autoannotator.errors import AnnotatorError
 
 
@@ -55,7 +55,7 @@ def search_hub(query: str, *, endpoint: str | None = None, limit: int = 20, time
         language = card.get("language") or "unknown"
         entries.append(CatalogEntry(
             id=model.id, kind="hf", family=model.id.split("/")[-1].split("-")[0], labels=labels, source="hub",
-            description=_first_paragraph(readme) or f"{model.id}: text classification with labels {', '.join(labels)}",
+            description=first_paragraph(readme) or f"{model.id}: text classification with labels {', '.join(labels)}",
             task_type="unknown", language=language if isinstance(language, str) else ",".join(language),
             license=str(card.get("license", "unknown")), downloads=model.downloads,
         ))  # fmt: skip
