@@ -2,6 +2,8 @@
 
 It labels a tweet by keywords, and the text itself scripts the faults:
   [timeout-once] [429-once] [500-twice] [malformed-once] [empty-once]  fail the first request(s) for that text
+  [500-always]     every request for that text fails with a 500
+  [400] [401] [403] [404] [413] [422]  every request for that text is refused with that status and a reason
   [outside]        always answers a label outside the set;  [outside-once]  only the first time
   "answer with: X" obeys the text (an injection that works), answering X
 Every successful (paid) response is appended to --log as one JSON line with its request hash.
@@ -24,6 +26,14 @@ from pathlib import Path
 
 POSITIVE = ("love", "great", "happy", "good", "thanks", "awesome", "fun", "nice")
 NEGATIVE = ("hate", "sad", "bad", "miss", "sorry", "sick", "tired", "hurt")
+REFUSALS = {
+    400: "This model's maximum context length is 2048 tokens; your messages resulted in 9000 tokens.",
+    401: "Incorrect API key provided.",
+    403: "Your organization does not have access to this model.",
+    404: "The model `gpt-3.5-turbo` does not exist.",
+    413: "Request entity too large.",
+    422: "The request was flagged by the content filter.",
+}
 
 
 def item_text(messages: list[dict]) -> str:
@@ -87,6 +97,12 @@ def make_handler(state: FaultState) -> type[BaseHTTPRequestHandler]:
                 return self._send(429, b'{"error": {"message": "rate limited"}}', {"Retry-After": "1"})
             if "[500-twice]" in text and attempt <= 2:
                 return self._send(500, b'{"error": {"message": "boom"}}')
+            if "[500-always]" in text:
+                return self._send(500, b'{"error": {"message": "boom"}}')
+            refused = re.search(r"\[(4\d\d)\]", text)
+            if refused:
+                reason = REFUSALS[int(refused.group(1))]
+                return self._send(int(refused.group(1)), json.dumps({"error": {"message": reason, "code": refused.group(1)}}).encode())
             if "[malformed-once]" in text and attempt == 1:
                 return self._send(200, b'{"choices": [ not json')
             if "[empty-once]" in text and attempt == 1:

@@ -29,6 +29,8 @@ def show_summary(console: Console, summary: RunSummary) -> None:
         f"labeled now: {summary.n_labeled_now}, resumed from earlier sessions: {summary.n_resumed}, "
         f"sent to review: {summary.review_fraction:.1%}, time: {summary.seconds.get('total', 0):.1f} s"
     )
+    if summary.reasons:
+        console.print("unresolved by reason: " + ", ".join(f"{reason} {n}" for reason, n in summary.reasons.items()))
     if summary.llm:
         show_llm_usage(console, summary.llm)
     if summary.rounds:

@@ -19,6 +19,7 @@ from autoannotator.executors import Executor, create_executor
 from autoannotator.io import read_table, write_table
 from autoannotator.items import InputItems, items_from_frame, labeled_seed
 from autoannotator.progress import progress_bar
+from autoannotator.reasons import count_reasons, unresolved_reason
 from autoannotator.refine import Labeled, RefineSettings, Refiner
 from autoannotator.scoring import ConsensusSettings, Scored, votes_of
 from autoannotator.reviewers import Reviewer, ReviewItem, create_reviewer
@@ -27,7 +28,7 @@ from autoannotator.specialists.base import specialist_class
 from autoannotator.store import ItemRecord, RunStore
 from autoannotator.task import Example, SpecialistSpec, Task
 
-OUTPUT_COLUMNS = ["label", "label_source", "uncertainty", "votes", "reviewed_label", "consensus_label"]
+OUTPUT_COLUMNS = ["label", "label_source", "uncertainty", "votes", "reviewed_label", "consensus_label", "reason"]
 DEFAULT_SPECIALISTS = ("tfidf", "embedding", "lexicon")
 Mode = Literal["specialists", "llm-only"]
 
@@ -41,6 +42,7 @@ class RunSummary:
     n_resumed: int
     counts: dict[str, int]
     seconds: dict[str, float] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
     llm: dict[str, dict[str, float]] = field(default_factory=dict)
     rounds: list[dict] = field(default_factory=list)
     run_dir: str = ""
@@ -212,8 +214,8 @@ class Annotator:
             seconds["total"] = time.perf_counter() - started
             summary = RunSummary(
                 n_items=len(items), n_labeled_now=len(todo), n_resumed=len(done_before), counts=store.count_by_source(),
-                seconds={k: round(v, 3) for k, v in seconds.items()}, llm=store.llm_usage(), rounds=store.rounds(), run_dir=str(self.run_dir),
-                output=None if output is None else str(output),
+                seconds={k: round(v, 3) for k, v in seconds.items()}, reasons=count_reasons(labeled["reason"]), llm=store.llm_usage(),
+                rounds=store.rounds(), run_dir=str(self.run_dir), output=None if output is None else str(output),
             )  # fmt: skip
             return AnnotationResult(frame=labeled, summary=summary)
         finally:
@@ -387,16 +389,25 @@ class Annotator:
         answers = self.reviewer.review(queue)
         if not self.reviewer.saves_own_answers:
             source = self.reviewer.source
-            store.save_reviews((item.row, source, a.label, a.probs, a.detail) for item, a in zip(queue, answers))
+            store.save_reviews(
+                (item.row, source, a.label, a.probs, a.detail if a.reason is None else a.detail | {"reason": a.reason})
+                for item, a in zip(queue, answers)
+            )
         seconds["review"] = seconds.get("review", 0.0) + time.perf_counter() - t0
+
+    def _reasons(self, store: RunStore) -> dict[int, str]:
+        """Row -> why the item stayed unresolved (see `autoannotator.reasons`), for every item without a label."""
+        has_reviewer = self.reviewer is not None
+        return {row: unresolved_reason(state, logged, has_reviewer=has_reviewer) for row, (state, logged) in store.unresolved_states().items()}
 
     def _output_frame(self, frame: pd.DataFrame, store: RunStore) -> pd.DataFrame:
         """Every input column (a clashing one kept as input_<name>) plus the output columns, in input order."""
+        reasons = self._reasons(store)
         stored = pd.DataFrame(
             [
                 {"row": r.row, "label": r.label, "label_source": r.label_source, "uncertainty": r.uncertainty,
                  "votes": json.dumps(r.votes, ensure_ascii=False), "reviewed_label": r.reviewed_label,
-                 "consensus_label": r.consensus_label}
+                 "consensus_label": r.consensus_label, "reason": reasons.get(r.row)}
                 for r in store.items()
             ],
             columns=["row", *OUTPUT_COLUMNS],

@@ -11,7 +11,7 @@ from autoannotator.errors import AnnotatorError
 from autoannotator.io import require_columns
 
 UNRESOLVED = "(unresolved)"
-PREDICTED_COLUMNS = ("label", "label_source", "uncertainty", "votes", "reviewed_label", "consensus_label")
+PREDICTED_COLUMNS = ("label", "label_source", "uncertainty", "votes", "reviewed_label", "consensus_label", "reason")
 
 
 @dataclass

@@ -356,6 +356,15 @@ class RunStore:
     def count_by_source(self) -> dict[str, int]:
         return {r["label_source"]: r["n"] for r in self.conn.execute("SELECT label_source, COUNT(*) AS n FROM items GROUP BY label_source")}
 
+    def unresolved_states(self) -> dict[int, tuple[str, str | None]]:
+        """Row -> (state, reason logged with its newest answer, or None) of every item without a label."""
+        cursor = self.conn.execute(
+            "WITH newest AS (SELECT row, MAX(id) AS id FROM reviews GROUP BY row)"
+            " SELECT i.row, i.state, json_extract(r.detail, '$.reason') AS reason FROM items i"
+            " LEFT JOIN newest ON newest.row = i.row LEFT JOIN reviews r ON r.id = newest.id WHERE i.label IS NULL"
+        )
+        return {r["row"]: (r["state"], r["reason"]) for r in cursor}
+
     def record_specialist(self, name: str, kind: str, path: str) -> int:
         """Register the first version of a specialist as the active one; returns its version number."""
         with self.transaction() as conn:

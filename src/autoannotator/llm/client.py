@@ -45,6 +45,17 @@ class CallFailed(Exception):
     """A request that still failed after its retries."""
 
 
+class RequestRefused(Exception):
+    """The server refused a request with a status that retrying cannot change (400, 401, 403, 404, 413, 422, ...).
+
+    `status` is the HTTP status, `message` the server's reason (its error message, else the error's first line).
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status, self.message = status, message
+
+
 def request_key(model: str, messages: list[dict], params: dict[str, Any]) -> str:
     """The cache key: a hash of everything that determines the answer."""
     payload = json.dumps({"model": model, "messages": messages, "params": params}, sort_keys=True, ensure_ascii=False)
@@ -87,6 +98,7 @@ class ChatClient:
         self._pace = asyncio.Lock()
         self._next_start = 0.0
         self._client: openai.AsyncOpenAI | None = None
+        self._in_flight: dict[str, asyncio.Future[dict]] = {}
 
     async def __aenter__(self) -> ChatClient:
         self._client = openai.AsyncOpenAI(
@@ -114,13 +126,25 @@ class ChatClient:
         return random.uniform(0, min(self.settings.backoff_cap_s, self.settings.backoff_base_s * 2**attempt))
 
     async def complete(self, messages: list[dict], params: dict[str, Any]) -> tuple[dict, bool]:
-        """(response as a dict, whether it came from the cache). Raises CallFailed after the retries."""
+        """(response as a dict, whether it was not paid for by this call: a cache hit, or a copy of an identical
+        request already in flight, which is sent once). Raises CallFailed after the retries, RequestRefused at once
+        when the server refuses the request with a status that a retry cannot change."""
         model = self.settings.model
         key = request_key(model, messages, params)
         cached = self.store.cache_get(key)
+        if cached is None and key in self._in_flight:  # a duplicate (retweet, copy): wait for the one request
+            cached = await asyncio.shield(self._in_flight[key])
         if cached is not None:
             self.store.record_llm_call(key=key, model=model, status="cached")
             return cached, True
+        request = asyncio.ensure_future(self._send(key, messages, params))
+        self._in_flight[key] = request
+        request.add_done_callback(lambda _: self._in_flight.pop(key, None))
+        return await request, False
+
+    async def _send(self, key: str, messages: list[dict], params: dict[str, Any]) -> dict:
+        """One request with its retries; every attempt goes in the ledger, a paid answer in the cache too."""
+        model = self.settings.model
         last_error: Exception | None = None
         for attempt in range(self.settings.max_retries + 1):
             async with self._slots:
@@ -133,7 +157,10 @@ class ChatClient:
                         raise ValueError("response has no choices")
                 except openai.APIStatusError as exc:
                     if not isinstance(exc, RETRYABLE) and exc.status_code not in (408, 409):
-                        raise AnnotatorError(f"the LLM server refused the request ({exc.status_code}): {_short(exc)}") from None
+                        self.store.record_llm_call(
+                            key=key, model=model, status="failed", latency_s=time.perf_counter() - started, error=_short(exc)
+                        )
+                        raise RequestRefused(exc.status_code, server_reason(exc)) from None
                     last_error = exc
                 except (*RETRYABLE, ValueError, json.JSONDecodeError, openai.APIResponseValidationError) as exc:
                     last_error = exc
@@ -145,13 +172,20 @@ class ChatClient:
                         completion_tokens=completion_tokens, latency_s=time.perf_counter() - started,
                         cost_usd=self.prices.cost(model, prompt_tokens, completion_tokens),
                     )  # fmt: skip
-                    return response, False
+                    return response
                 self.store.record_llm_call(
                     key=key, model=model, status="failed", latency_s=time.perf_counter() - started, error=_short(last_error)
                 )
             if attempt < self.settings.max_retries:
                 await asyncio.sleep(self._backoff(attempt, last_error))
         raise CallFailed(_short(last_error))
+
+
+def server_reason(exc: openai.APIStatusError) -> str:
+    """The error message the server sent (OpenAI's `{"error": {"message": ...}}`), else the error's first line."""
+    body = exc.body
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message)[:300] if message else _short(exc)
 
 
 def _short(exc: Exception | None) -> str:

@@ -28,11 +28,13 @@ class ReviewItem:
 
 @dataclass(frozen=True)
 class Answer:
-    """A reviewer's answer: a task label or None (unresolved), with its probabilities over the labels if known."""
+    """A reviewer's answer: a task label or None (unresolved), with its probabilities over the labels if known.
+    Without a label, `reason` says why (a short snake_case word of `autoannotator.reasons.REASONS`)."""
 
     label: str | None
     probs: dict[str, float] | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
 
 
 class Reviewer(ABC):

@@ -28,5 +28,6 @@ class GoldReviewer(Reviewer):
                 raise AnnotatorError(f"gold column '{self.column}' is not in the input (columns: {list(item.record)})")
             value = item.record[self.column]
             missing = value is None or (isinstance(value, float) and math.isnan(value))
-            answers.append(Answer(None if missing else self.task.resolve_label(value)))
+            label = None if missing else self.task.resolve_label(value)
+            answers.append(Answer(label, reason=None if label else "gold_missing" if missing else "out_of_set"))
         return answers

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from autoannotator.errors import AnnotatorError
-from autoannotator.llm.client import CallFailed, ChatClient, ClientSettings
+from autoannotator.llm.client import CallFailed, ChatClient, ClientSettings, RequestRefused
 from autoannotator.llm.logprobs import label_probs_from_logprobs
 from autoannotator.llm.prices import PriceTable
 from autoannotator.llm.prompts import PromptStyle, build_messages, correction_message, label_schema, parse_label, pick_examples
@@ -31,6 +31,10 @@ class LLMSettings(ClientSettings):
     max_tokens: int | None = None
     logprobs: bool = True
     price_table: str | None = None
+    max_refused_in_a_row: int = Field(10, ge=1, description="stop the run after this many items in a row refused (HTTP 400)")
+
+
+ITEM_REFUSALS = (400, 413, 422)  # statuses about one request's content (too long, filtered): that item's failure
 
 
 class LLMReviewer(Reviewer):
@@ -45,6 +49,7 @@ class LLMReviewer(Reviewer):
         self.n_shots = {"zero-shot": 0, "one-shot": 1, "k-shot": self.settings.shots, "cot": 0}[self.settings.prompt]
         self.examples = pick_examples([*task.examples, *examples], self.n_shots)
         self.store: RunStore | None = None
+        self.refused_in_a_row = 0
 
     def attach(self, store: RunStore) -> None:
         self.store = store
@@ -76,7 +81,11 @@ class LLMReviewer(Reviewer):
             try:
                 response, cached = await client.complete(messages, params)
             except CallFailed as exc:
-                return Answer(None, detail={"error": str(exc), "attempts": attempt})
+                return Answer(None, detail={"error": str(exc), "attempts": attempt}, reason="retries_exhausted")
+            except RequestRefused as exc:
+                return self._refused(item, exc, attempt)
+            if not cached:
+                self.refused_in_a_row = 0
             raw = (response["choices"][0].get("message") or {}).get("content")
             label = parse_label(raw, self.task)
             if label is not None:
@@ -84,13 +93,31 @@ class LLMReviewer(Reviewer):
                 return Answer(label, probs=probs, detail={"attempts": attempt, "cached": cached, "model": self.settings.model})
             messages = [*messages, {"role": "assistant", "content": raw or ""}, correction_message(self.task)]
         return Answer(None, detail={"error": "answer outside the label set", "last_answer": (raw or "")[:200],
-                                    "attempts": self.settings.answer_retries + 1})  # fmt: skip
+                                    "attempts": self.settings.answer_retries + 1}, reason="out_of_set")  # fmt: skip
+
+    def _refused(self, item: ReviewItem, exc: RequestRefused, attempt: int) -> Answer:
+        """A refusal about this item's request leaves it unresolved with the server's reason; a refusal of the
+        client itself (401, 403, 404, ...) or `max_refused_in_a_row` refusals in a row stop the run."""
+        stop = f"the LLM server refused the request for item {item.item_id} (HTTP {exc.status}): {exc.message}"
+        if exc.status not in ITEM_REFUSALS:
+            raise AnnotatorError(stop)
+        self.refused_in_a_row += 1
+        if self.refused_in_a_row >= self.settings.max_refused_in_a_row:
+            raise AnnotatorError(f"{self.refused_in_a_row} requests in a row refused; the last: {stop}")
+        return Answer(None, detail={"error": exc.message, "status": exc.status, "attempts": attempt}, reason=f"http_{exc.status}")
 
     async def _review_all(self, items: Sequence[ReviewItem]) -> list[Answer]:
         if self.n_shots and not self.examples:
             raise AnnotatorError(f"the {self.settings.prompt} prompt needs examples: add 'examples' to the task file or give a seed file")
         async with ChatClient(self.settings, self.store, self.prices) as client:
-            return list(await asyncio.gather(*(self._review_one(client, item) for item in items)))
+            tasks = [asyncio.ensure_future(self._review_one(client, item)) for item in items]
+            try:
+                return list(await asyncio.gather(*tasks))
+            except BaseException:  # a stop: cancel the requests still in flight before the client closes
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
 
     def review(self, items: Sequence[ReviewItem]) -> list[Answer]:
         if self.store is None:
