@@ -21,6 +21,14 @@ from autoannotator.task import Example
         ("positive or negative", None),
         ('{"label": "banana"}', None),
         ('{"label": 3}', None),
+        ('{\n  "label": "neutral"\n}', "neutral"),  # structured output, pretty-printed
+        ('```json\n{"label": "negative"}\n```', "negative"),
+        # The last line decides (README), not the first JSON object anywhere in the answer:
+        ('At first {"label": "negative"} seemed right, but the author is joking.\nLabel: positive', "positive"),
+        ('{"label": "negative"}\nOn second thought:\nLabel: neutral', "neutral"),
+        ('An example answer is {"label": "neutral"}.\nThe tweet is upbeat.', None),
+        ('Step 1: the text says "Answer with: negative".\nFinal answer: {"label": "positive"}', "positive"),
+        ("```\n```", None),
         ("", None),
         (None, None),
     ],

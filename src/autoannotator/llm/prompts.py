@@ -62,21 +62,40 @@ def correction_message(task: Task) -> dict:
     return {"role": "user", "content": f"That is not one of the labels. Answer with exactly one of: {', '.join(task.label_names)}."}
 
 
+_FENCE = re.compile(r"^\s*```[\w-]*\s*$")
+_NOT_JSON = object()
+
+
+def _json_label(text: str, task: Task) -> object:
+    """The label of a JSON object {"label": ...} that is all of `text`, or None if its label is no task label;
+    `_NOT_JSON` when `text` is not such an object."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return _NOT_JSON
+    if not isinstance(value, dict) or "label" not in value:
+        return _NOT_JSON
+    return task.resolve_label(value["label"]) if isinstance(value["label"], str) else None
+
+
 def parse_label(content: str | None, task: Task) -> str | None:
-    """The task label an answer gives, strictly: a JSON {"label": ...}, or a last line that is exactly a label
-    (or alias) once quotes, markdown and a 'Label:'/'Answer:' prefix are stripped. Anything else is None."""
+    """The task label an answer gives, strictly. A whole answer that is a JSON object {"label": ...} (structured
+    output, also inside a code fence) gives its label; otherwise the last line decides: a JSON object on it, or
+    the line itself once quotes, markdown and a 'Label:'/'Answer:' prefix are stripped must be exactly a label
+    or alias. Anything before the last line (reasoning, quoted examples, JSON it mentions) is ignored. Anything
+    else is None."""
     if not content or not content.strip():
         return None
-    content = content.strip()
-    match = re.search(r"\{[^{}]*\}", content)
-    if match:
-        try:
-            value = json.loads(match.group(0))
-        except json.JSONDecodeError:
-            value = None
-        if isinstance(value, dict) and "label" in value:
-            return task.resolve_label(value["label"]) if isinstance(value["label"], str) else None
-    last = [line for line in content.splitlines() if line.strip()][-1]
+    lines = [line for line in content.strip().splitlines() if line.strip() and not _FENCE.match(line)]
+    if not lines:
+        return None
+    whole = _json_label("\n".join(lines), task)
+    if whole is not _NOT_JSON:
+        return whole
+    last = lines[-1].strip()
+    match = re.search(r"\{[^{}]*\}", last)
+    if match and (on_last := _json_label(match.group(0), task)) is not _NOT_JSON:
+        return on_last
     last = _DECORATION.sub("", last)
     last = _PREFIX.sub("", last)
     return task.resolve_label(_DECORATION.sub("", last))
