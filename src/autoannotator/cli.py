@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.console import Console
 
+from autoannotator.cli_options import RunOptions, default_options, llm_options, resolve_run, run_options
 from autoannotator.errors import AnnotatorError
 
 if TYPE_CHECKING:
@@ -33,83 +34,30 @@ def default_run_dir(output: Path) -> Path:
     return output.with_name(output.name + ".run")
 
 
-def llm_options(**given: object) -> dict[str, object]:
-    """LLM reviewer options the user set; defaults are left to the reviewer (the embedded model takes fewer)."""
-    defaults = {"api_key_env": "OPENAI_API_KEY", "prompt": "zero-shot", "structured": "json_schema", "max_in_flight": 8,
-                "timeout_s": 60.0, "max_retries": 5}  # fmt: skip
-    return {k: v for k, v in given.items() if v is not None and defaults.get(k) != v}
-
-
 @app.command()
-def annotate(
-    task: Annotated[Path, typer.Option("--task", help="task YAML: name, instruction, labels, text column")],
-    input: Annotated[Path, typer.Option("--input", help="CSV, JSONL or Parquet file to label")],
-    output: Annotated[Path, typer.Option("--output", help="labeled file to write (CSV, JSONL or Parquet)")],
-    seed: Annotated[Optional[Path], typer.Option("--seed", help="labeled seed file to train the specialists on (cold start)")] = None,
-    specialists: Annotated[Optional[str], typer.Option("--specialists", help="comma-separated kinds, e.g. tfidf,embedding,lexicon")] = None,
-    reviewer: Annotated[str, typer.Option("--reviewer", help="none, or gold:COLUMN")] = "none",
-    epsilon: Annotated[Optional[float], typer.Option("--epsilon", help="review items with uncertainty >= E (default: any disagreement)")] = None,
-    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="run store folder (default: OUTPUT.run)")] = None,
-    rule: Annotated[str, typer.Option("--rule", help="uncertainty rule: vote (paper), margin or entropy")] = "vote",
-    budget: Annotated[Optional[float], typer.Option("--budget", help="review this fraction of items, most uncertain first")] = None,
-    chunk_size: Annotated[int, typer.Option("--chunk-size", help="items per chunk (one transaction each)")] = 512,
-    seed_label_column: Annotated[str, typer.Option("--seed-label-column", help="label column of the seed file")] = "label",
-    mode: Annotated[str, typer.Option("--mode", help="specialists (default), or llm-only: the reviewer labels every item")] = "specialists",
-    llm_base_url: Annotated[Optional[str], typer.Option("--llm-base-url", help="OpenAI-compatible server; none: the embedded model")] = None,
-    llm_model: Annotated[Optional[str], typer.Option("--llm-model", help="model name at the server, or gemma3-270m | smollm2-135m | FILE.gguf")] = None,
-    llm_api_key_env: Annotated[str, typer.Option("--llm-api-key-env", help="environment variable holding the API key")] = "OPENAI_API_KEY",
-    llm_prompt: Annotated[str, typer.Option("--llm-prompt", help="zero-shot, one-shot, k-shot or cot")] = "zero-shot",
-    llm_shots: Annotated[Optional[int], typer.Option("--llm-shots", help="examples in a k-shot prompt")] = None,
-    llm_structured: Annotated[str, typer.Option("--llm-structured", help="json_schema, json_object (llama.cpp) or none")] = "json_schema",
-    llm_max_in_flight: Annotated[int, typer.Option("--llm-max-in-flight", help="requests in flight at once")] = 8,
-    llm_rate_limit: Annotated[Optional[float], typer.Option("--llm-rate-limit", help="at most this many requests per second")] = None,
-    llm_timeout: Annotated[float, typer.Option("--llm-timeout", help="seconds per request")] = 60.0,
-    llm_max_retries: Annotated[int, typer.Option("--llm-max-retries", help="retries on 429, 5xx, timeouts")] = 5,
-    price_table: Annotated[Optional[Path], typer.Option("--price-table", help="YAML of USD per 1M tokens per model")] = None,
-    beta: Annotated[Optional[int], typer.Option("--beta", help="refine the specialists each time this many reviewed items wait (off if not given)")] = None,
-    replay: Annotated[float, typer.Option("--replay", help="earlier reviewed + seed items mixed into a round, per pool item")] = 0.5,
-    replay_consensus: Annotated[float, typer.Option("--replay-consensus", help="unanimous consensus items mixed in, per pool item")] = 0.25,
-    gate_fraction: Annotated[float, typer.Option("--gate-fraction", help="share of each pool kept aside to judge refined models")] = 0.2,
-    rescore_below: Annotated[Optional[float], typer.Option("--rescore-below", help="after a promotion, re-score consensus items less confident than this")] = None,
-    seed_label: Annotated[Optional[str], typer.Option("--seed-label", help="cold start without a seed file: gold:COLUMN, llm or human labels --seed-size items first")] = None,
-    seed_size: Annotated[int, typer.Option("--seed-size", help="items the --seed-label reviewer labels first")] = 0,
-    executor: Annotated[str, typer.Option("--executor", help="local, or ray: the specialist layer on Ray Data actor pools")] = "local",
-    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="existing cluster: auto or ray://HOST:10001 (default: start a local one)")] = None,
-    ray_actors: Annotated[int, typer.Option("--ray-actors", help="actors in the specialist pool")] = 2,
-    summary_json: Annotated[Optional[Path], typer.Option("--summary-json", help="also write the run summary as JSON")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
-) -> None:
-    """Label INPUT with the specialist pool and write OUTPUT; rerun the same command to resume a stopped run."""
+@run_options()
+def annotate(options: RunOptions) -> None:
+    """Label INPUT with the specialist pool and write OUTPUT; rerun the same command to resume a stopped run.
+    With --config, the pipeline file gives the settings and the flags given here override it."""
+    execute_run(options)
+
+
+def execute_run(options: RunOptions) -> None:
+    """The body of `annotate` and `run`: resolve the settings, label, show and write the summary."""
     from autoannotator.display import show_summary
-    from autoannotator.executors import create_executor
     from autoannotator.pipeline import Annotator
-    from autoannotator.task import Task
 
     try:
-        annotator = Annotator(
-            Task.from_yaml(task),
-            run_dir=run_dir or default_run_dir(output),
-            specialists=[s.strip() for s in specialists.split(",") if s.strip()] if specialists else None,
-            reviewer=reviewer, rule=rule, epsilon=epsilon, budget=budget, chunk_size=chunk_size,
-            seed_label_column=seed_label_column, progress=not quiet, mode=mode,
-            refine=None if beta is None else {"beta": beta, "replay": replay, "replay_consensus": replay_consensus,
-                                              "gate_fraction": gate_fraction, "rescore_below": rescore_below},
-            seed_reviewer=seed_label, seed_size=seed_size,
-            executor=create_executor(executor, ray_address=ray_address, **({"num_actors": ray_actors} if executor == "ray" else {})),
-            reviewer_options=llm_options(
-                base_url=llm_base_url, model=llm_model, api_key_env=llm_api_key_env, prompt=llm_prompt, shots=llm_shots,
-                structured=llm_structured, max_in_flight=llm_max_in_flight, rate_limit=llm_rate_limit,
-                timeout_s=llm_timeout, max_retries=llm_max_retries, price_table=str(price_table) if price_table else None,
-            ),
-        )  # fmt: skip
-        result = annotator.annotate(input, seed=seed, output=output)
+        plan = resolve_run(options)
+        annotator = Annotator(plan.task, run_dir=options.run_dir or default_run_dir(options.output), **plan.kwargs)
+        result = annotator.annotate(options.input, seed=plan.seed, output=options.output)
     except AnnotatorError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to resume", code=130)
     show_summary(console, result.summary)
-    if summary_json:
-        summary_json.write_text(json.dumps(result.summary.to_dict(), indent=2), encoding="utf-8")
+    if options.summary_json:
+        options.summary_json.write_text(json.dumps(result.summary.to_dict(), indent=2), encoding="utf-8")
 
 
 @app.command()
@@ -277,18 +225,9 @@ def run(
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="allow specialists that ask for it")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
-    """Execute a pipeline file: the same run as the equivalent annotate command."""
-    from autoannotator.controller.plan import annotator_kwargs, load_pipeline
-    from autoannotator.display import show_summary
-    from autoannotator.pipeline import Annotator
-
-    try:
-        spec, task_spec, base = load_pipeline(pipeline, allow_remote_code=trust_remote_code)
-        annotator = Annotator(task_spec, run_dir=run_dir or default_run_dir(output), progress=not quiet, **annotator_kwargs(spec))
-        result = annotator.annotate(input, seed=base / spec.seed if spec.seed else None, output=output)
-    except AnnotatorError as exc:
-        fail(str(exc))
-    show_summary(console, result.summary)
+    """Execute a pipeline file: the same run as `annotate --config PIPELINE` (and as the equivalent flags)."""
+    given = {"config": pipeline, "input": input, "output": output, "run_dir": run_dir, "trust_remote_code": trust_remote_code, "quiet": quiet}
+    execute_run(RunOptions(default_options() | given, frozenset(given)))
 
 
 @app.command()
