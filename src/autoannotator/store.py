@@ -129,7 +129,9 @@ class RunStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        # check_same_thread off: the LLM client may run on a worker thread while the caller's thread waits
+        # (inside a running event loop, e.g. Jupyter); the store is never used from two threads at once.
+        self.conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")

@@ -13,6 +13,7 @@ from autoannotator.llm.client import CallFailed, ChatClient, ClientSettings, Req
 from autoannotator.llm.logprobs import label_probs_from_logprobs
 from autoannotator.llm.prices import PriceTable
 from autoannotator.llm.prompts import PromptStyle, build_messages, correction_message, label_schema, parse_label, pick_examples
+from autoannotator.llm.running import run_sync
 from autoannotator.reviewers.base import Answer, Reviewer, ReviewItem
 from autoannotator.store import RunStore
 from autoannotator.task import Example, Task
@@ -122,4 +123,4 @@ class LLMReviewer(Reviewer):
     def review(self, items: Sequence[ReviewItem]) -> list[Answer]:
         if self.store is None:
             raise RuntimeError("attach a run store before reviewing (it holds the cache and the ledger)")
-        return asyncio.run(self._review_all(items))
+        return run_sync(self._review_all(items))
