@@ -196,7 +196,9 @@ def plan(
     export_script_path: Annotated[Optional[Path], typer.Option("--export-script", help="also write a Python script that reproduces the run")] = None,
 ) -> None:
     """Choose specialists for the task, map their labels, and write a checked pipeline file."""
-    from autoannotator.controller.plan import export_script, load_pipeline
+    import shutil
+
+    from autoannotator.controller.plan import export_script, write_pipeline
     from autoannotator.controller.planner import make_plan
 
     output = output or task.parent / "pipeline.yaml"
@@ -206,8 +208,9 @@ def plan(
         made = make_plan(task, output, k=k, method=select, seed=seed, sample=sample, catalog_dir=catalog_dir, hub=not offline,
                          reviewer=reviewer, llm_options=llm_options(base_url=llm_base_url, model=llm_model),
                          epsilon=epsilon, beta=beta)  # fmt: skip
-        output.write_text(made.text, encoding="utf-8")
-        load_pipeline(output)  # what was written must pass the same checks as a hand-written file
+        write_pipeline(output, made.text)  # only once it passes the same checks as a hand-written file
+        for source, target in made.copies.items():
+            shutil.copyfile(source, target)
         if export_script_path:
             export_script_path.write_text(export_script(made.spec, output.parent, export_script_path.parent), encoding="utf-8")
     except AnnotatorError as exc:
@@ -223,10 +226,12 @@ def run(
     output: Annotated[Path, typer.Option("--output", help="labeled file to write")],
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="run store folder (default: OUTPUT.run)")] = None,
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="allow specialists that ask for it")] = False,
+    allow_dir: Annotated[Optional[list[Path]], typer.Option("--allow-dir", help="also load model and saved-specialist folders from here (repeatable)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
     """Execute a pipeline file: the same run as `annotate --config PIPELINE` (and as the equivalent flags)."""
-    given = {"config": pipeline, "input": input, "output": output, "run_dir": run_dir, "trust_remote_code": trust_remote_code, "quiet": quiet}
+    given = {"config": pipeline, "input": input, "output": output, "run_dir": run_dir, "trust_remote_code": trust_remote_code,
+             "allow_dir": allow_dir, "quiet": quiet}  # fmt: skip
     execute_run(RunOptions(default_options() | given, frozenset(given)))
 
 

@@ -38,7 +38,8 @@ def _options(
     seed_label_column: Annotated[str, typer.Option("--seed-label-column", help="label column of the seed file", rich_help_panel=SPECIALISTS)] = "label",
     seed_label: Annotated[Optional[str], typer.Option("--seed-label", help="cold start without a seed file: gold:COLUMN, llm or human labels --seed-size items first", rich_help_panel=SPECIALISTS)] = None,
     seed_size: Annotated[int, typer.Option("--seed-size", help="items the --seed-label reviewer labels first", rich_help_panel=SPECIALISTS)] = 0,
-    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="allow specialists of the --config file that ask for it", rich_help_panel=SPECIALISTS)] = False,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="allow specialists that ask for it (task or --config file, saved folders, the run directory)", rich_help_panel=SPECIALISTS)] = False,
+    allow_dir: Annotated[Optional[list[Path]], typer.Option("--allow-dir", help="let the --config file load model and saved-specialist folders from here too (repeatable)", rich_help_panel=SPECIALISTS)] = None,
     rule: Annotated[str, typer.Option("--rule", help="uncertainty rule: vote (paper), margin or entropy", rich_help_panel=ROUTING)] = "vote",
     epsilon: Annotated[Optional[float], typer.Option("--epsilon", help="review items with uncertainty >= E (default: any disagreement)", rich_help_panel=ROUTING)] = None,
     budget: Annotated[Optional[float], typer.Option("--budget", help="review this fraction of items, most uncertain first", rich_help_panel=ROUTING)] = None,
@@ -167,7 +168,7 @@ def resolve_run(options: RunOptions) -> RunPlan:
 
     o = options
     if o.config is not None:
-        spec, task, base = load_pipeline(o.config, allow_remote_code=o.trust_remote_code)
+        spec, task, base = load_pipeline(o.config, allow_remote_code=o.trust_remote_code, allow_dirs=o.allow_dir or [])
         kwargs, given = annotator_kwargs(spec), o.given
         seed = base / spec.seed if spec.seed else None
         refine = spec.refine.model_dump() if spec.refine else None
@@ -190,7 +191,7 @@ def resolve_run(options: RunOptions) -> RunPlan:
     if refine is not None or o.beta is not None:
         kwargs["refine"] = (refine or {}) | {f: o.values[f] for f in REFINE_FLAGS if f in given and o.values[f] is not None}
     kwargs.update(
-        mode=o.mode, seed_reviewer=o.seed_label, seed_size=o.seed_size, progress=not o.quiet,
+        mode=o.mode, seed_reviewer=o.seed_label, seed_size=o.seed_size, progress=not o.quiet, allow_remote_code=o.trust_remote_code,
         executor=create_executor(o.executor, ray_address=o.ray_address, **({"num_actors": o.ray_actors} if o.executor == "ray" else {})),
     )  # fmt: skip
     return RunPlan(task=task, seed=seed, kwargs=kwargs)

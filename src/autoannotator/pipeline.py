@@ -24,7 +24,7 @@ from autoannotator.refine import Labeled, RefineSettings, Refiner
 from autoannotator.scoring import ConsensusSettings, Scored, votes_of
 from autoannotator.reviewers import Reviewer, ReviewItem, create_reviewer
 from autoannotator.specialists import Specialist, create_specialist, load_specialist
-from autoannotator.specialists.base import specialist_class
+from autoannotator.specialists.base import check_remote_code, specialist_class
 from autoannotator.store import ItemRecord, RunStore
 from autoannotator.task import Example, SpecialistSpec, Task
 
@@ -102,6 +102,9 @@ class Annotator:
     `specialists` takes kind names, specs (kind, name, options) or ready, trained Specialist instances,
     which are used as they are (not retrained on a seed); a mapping {name: any of these} names them. `reviewer` is 'none', 'gold:COLUMN', 'llm',
     'human' or a Reviewer; `reviewer_options` configures it (for 'llm': base_url, model, prompt, ...).
+    `allow_remote_code` is the one decision (the command line's `--trust-remote-code`) for every model the run
+    loads: a specialist asking for `trust_remote_code` (in the task file, a pipeline, a saved folder's
+    specialist.json) is refused with AnnotatorError unless it is True.
     """
 
     def __init__(
@@ -123,8 +126,10 @@ class Annotator:
         seed_size: int = 0,
         executor: Executor | str = "local",
         progress: bool = False,
+        allow_remote_code: bool = False,
     ) -> None:
         self.task = task
+        self.allow_remote_code = allow_remote_code
         self.run_dir = Path(run_dir)
         if mode not in ("specialists", "llm-only"):
             raise AnnotatorError(f"unknown mode '{mode}' (use specialists or llm-only)")
@@ -140,6 +145,13 @@ class Annotator:
         if mode == "llm-only":
             chosen, self.specs = [], []
         self.ready = {spec.display_name: s for spec, s in zip(self.specs, chosen) if isinstance(s, Specialist)}
+        for spec in self.specs:  # options and remote-code permission are checked before any store is made
+            name = spec.display_name
+            if name in self.ready:
+                self.ready[name].allow_remote_code = self.ready[name].allow_remote_code or allow_remote_code
+                check_remote_code(self.ready[name], name)
+            else:
+                create_specialist(spec.kind, task, allow_remote_code=allow_remote_code, **spec.options)
         if isinstance(reviewer, Reviewer) or reviewer is None:
             self.reviewer = reviewer
         else:
@@ -252,7 +264,7 @@ class Annotator:
             name = spec.display_name
             active = store.active_specialist(name)
             if active is not None:
-                pool[name] = load_specialist(self.run_dir / active[1], self.task)
+                pool[name] = load_specialist(self.run_dir / active[1], self.task, allow_remote_code=self.allow_remote_code)
                 continue
             specialist = self.ready.get(name) or self._build_specialist(spec, seed_data, seconds)
             relative = Path("specialists") / name / "v1"
@@ -328,7 +340,7 @@ class Annotator:
         self, spec: SpecialistSpec, seed_data: tuple[list[str], list[str]] | None, seconds: dict[str, float]
     ) -> Specialist:
         """A new specialist, trained on the seed when it can be; kinds that need training refuse to run without."""
-        specialist = create_specialist(spec.kind, self.task, **spec.options)
+        specialist = create_specialist(spec.kind, self.task, allow_remote_code=self.allow_remote_code, **spec.options)
         if seed_data is not None and specialist.trainable:
             t0 = time.perf_counter()
             specialist.fit(*seed_data)

@@ -8,6 +8,7 @@ import json
 import os
 import re
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import yaml
@@ -19,6 +20,7 @@ from autoannotator.specialists import create_specialist
 from autoannotator.task import SpecialistSpec, Task, format_validation_error
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+NOT_YAML = re.compile("[^\x09\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")  # YAML 1.1's printable set
 
 
 class ConsensusSpec(BaseModel):
@@ -49,7 +51,7 @@ class PipelineSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: Literal[1] = 1
-    task: str = Field(description="task YAML, relative to this file")
+    task: str | dict[str, Any] = Field(description="task YAML, relative to this file, or the task itself")
     specialists: list[SpecialistSpec] = Field(min_length=1)
     consensus: ConsensusSpec = Field(default_factory=ConsensusSpec)
     reviewer: ReviewerSpec = Field(default_factory=ReviewerSpec)
@@ -59,19 +61,28 @@ class PipelineSpec(BaseModel):
     chunk_size: int = Field(512, ge=1)
 
 
-def _inside(base: Path, relative: str, what: str) -> Path:
-    """`relative` resolved under `base`; absolute paths and paths that climb out are refused."""
+def _inside(base: Path, relative: str, what: str, allowed: Sequence[Path] = ()) -> Path:
+    """`relative` resolved under `base`; absolute paths and paths that climb out are refused unless they
+    lie inside one of the `allowed` folders (the command line's `--allow-dir`)."""
+    path = (base / relative).resolve()
+    if any(path.is_relative_to(Path(folder).resolve()) for folder in allowed):
+        return path
     if Path(relative).is_absolute():
         raise AnnotatorError(f"{what} '{relative}' is an absolute path: pipeline files use paths relative to themselves")
-    path = (base / relative).resolve()
     if not path.is_relative_to(base.resolve()):
-        raise AnnotatorError(f"{what} '{relative}' points outside the pipeline's folder")
+        raise AnnotatorError(f"{what} '{relative}' points outside the pipeline's folder (allow its folder with --allow-dir)")
     return path
 
 
-def load_pipeline(path: str | Path, *, allow_remote_code: bool = False) -> tuple[PipelineSpec, Task, Path]:
+def load_pipeline(
+    path: str | Path, *, allow_remote_code: bool = False, allow_dirs: Sequence[Path] = ()
+) -> tuple[PipelineSpec, Task, Path]:
     """Read and check a pipeline file: schema, registered kinds and their options, label maps, paths.
-    Returns (spec, task, the folder its relative paths start from)."""
+
+    Every local path (task, seed, `model`/`encoder` folders, `saved` specialists' `path`) must lie in the
+    pipeline's folder or in one of `allow_dirs`; `trust_remote_code` anywhere (the file or a saved folder's
+    specialist.json) needs `allow_remote_code`. Returns (spec, task, the folder its relative paths start
+    from); raises AnnotatorError (one line) on the first problem."""
     path = Path(path)
     if not path.is_file():
         raise AnnotatorError(f"pipeline file not found: {path}")
@@ -86,24 +97,26 @@ def load_pipeline(path: str | Path, *, allow_remote_code: bool = False) -> tuple
     except ValidationError as exc:
         raise AnnotatorError(f"{path}: {format_validation_error(exc)}") from None
     base = path.parent
-    task = Task.from_yaml(_inside(base, spec.task, "task"))
+    if isinstance(spec.task, dict):
+        task = Task.from_dict(spec.task, source=f"{path}: task")
+    else:
+        task = Task.from_yaml(_inside(base, spec.task, "task", allow_dirs))
     if spec.seed is not None:
-        _inside(base, spec.seed, "seed")
+        _inside(base, spec.seed, "seed", allow_dirs)
     for specialist in spec.specialists:
         options = specialist.options
-        if options.get("trust_remote_code") and not allow_remote_code:
-            raise AnnotatorError(f"specialist '{specialist.display_name}' asks for trust_remote_code: run with --trust-remote-code to allow it")
-        for key in ("model", "encoder"):
+        for key in ("model", "encoder", "path"):
             value = options.get(key)
             if value is None:
                 continue
             if not isinstance(value, str):
                 raise AnnotatorError(f"specialist '{specialist.display_name}': {key} must be a string")
             local = base / value
-            if not Path(value).is_absolute() and HUB_ID.match(value) and not local.exists():
+            if key != "path" and not Path(value).is_absolute() and HUB_ID.match(value) and not local.exists():
                 continue  # a Hub model id
-            options[key] = str(_inside(base, value, f"{specialist.display_name}.{key}"))
-        create_specialist(specialist.kind, task, **options)  # unknown kinds, unknown options, bad label maps
+            options[key] = str(_inside(base, value, f"{specialist.display_name}.{key}", allow_dirs))
+        # unknown kinds, unknown options, bad label maps, trust_remote_code without permission
+        create_specialist(specialist.kind, task, allow_remote_code=allow_remote_code, **options)
     return spec, task, base
 
 
@@ -116,24 +129,45 @@ def annotator_kwargs(spec: PipelineSpec) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def comment(text: str, indent: str = "") -> list[str]:
+    """`text` as YAML comment lines: every line of it commented, whatever line break it uses (str.splitlines
+    splits on every break YAML knows, \\r, \\x85 and \\u2028 included), so no part of it becomes a key;
+    characters YAML refuses anywhere in a file (control characters, lone surrogates) become U+FFFD."""
+    return [f"{indent}# {NOT_YAML.sub(chr(0xFFFD), line)}".rstrip() for line in (text.splitlines() or [""])]
+
+
 def render_pipeline(spec: PipelineSpec, comments: dict[str, str], header: list[str]) -> str:
-    """The pipeline as YAML with a comment on each choice (`comments` keyed by specialist name and section)."""
+    """The pipeline as YAML with a comment on each choice (`comments` keyed by specialist name and section).
+    Comments may hold any text (an LLM-written task profile): they never change the data."""
     data = spec.model_dump(mode="json", exclude_none=True)
-    lines = [f"# {line}" for line in header] + [""]
+    lines = [line for entry in header for line in comment(entry)] + [""]
+    dump = lambda value: yaml.safe_dump(value, sort_keys=False, allow_unicode=True).rstrip("\n").split("\n")  # noqa: E731
     for key, value in data.items():
         if key in comments:
-            lines.append(f"# {comments[key]}")
+            lines += comment(comments[key])
         if key == "specialists":
             lines.append("specialists:")
             for item in value:
                 name = item.get("name") or item["kind"]
                 if name in comments:
-                    lines.append(f"  # {comments[name]}")
-                block = yaml.safe_dump([item], sort_keys=False, allow_unicode=True).rstrip().splitlines()
-                lines += [f"  {line}" for line in block]
+                    lines += comment(comments[name], "  ")
+                lines += [f"  {line}" for line in dump([item])]
         else:
-            lines += yaml.safe_dump({key: value}, sort_keys=False, allow_unicode=True).rstrip().splitlines()
+            lines += dump({key: value})
     return "\n".join(lines) + "\n"
+
+
+def write_pipeline(path: Path, text: str, *, allow_remote_code: bool = False) -> None:
+    """Write a pipeline file only once it passes `load_pipeline`: the text goes to a temporary file beside
+    `path` (so relative paths resolve the same), is checked, then renamed over `path` (atomic on POSIX).
+    A file that fails the check raises AnnotatorError and leaves `path` as it was."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        load_pipeline(temporary, allow_remote_code=allow_remote_code)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def export_script(spec: PipelineSpec, pipeline_dir: Path, script_dir: Path) -> str:
@@ -145,6 +179,7 @@ def export_script(spec: PipelineSpec, pipeline_dir: Path, script_dir: Path) -> s
     literal = lambda v: repr(json.loads(json.dumps(v)))  # noqa: E731 - plain data only
     arguments = "\n".join(f"    {k}={literal(v)}," for k, v in kwargs.items())
     seed = f"PIPELINE_DIR / {literal(spec.seed)}" if spec.seed else "None"
+    task = f"Task.from_dict({literal(spec.task)})" if isinstance(spec.task, dict) else f"Task.from_yaml(PIPELINE_DIR / {literal(spec.task)})"
     relative = os.path.relpath(pipeline_dir.resolve(), script_dir.resolve())
     return f'''"""Reproduces the run described by the pipeline file (generated by `autoannotator plan --export-script`).
 
@@ -157,7 +192,7 @@ from pathlib import Path
 from autoannotator import Annotator, Task
 
 PIPELINE_DIR = (Path(__file__).resolve().parent / {literal(relative)}).resolve()
-task = Task.from_yaml(PIPELINE_DIR / {literal(spec.task)})
+task = {task}
 input_path, output_path = sys.argv[1], sys.argv[2]
 run_dir = sys.argv[3] if len(sys.argv) > 3 else output_path + ".run"
 annotator = Annotator(

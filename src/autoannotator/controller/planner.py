@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,19 @@ class Plan:
     chosen: list[Candidate]
     judged: list[Candidate]
     profile: str
+    copies: dict[Path, Path] = field(default_factory=dict)  # source -> destination, to copy beside the pipeline file
+
+
+def seed_beside(seed: Path, base: Path, copies: dict[Path, Path]) -> str:
+    """The seed file relative to the pipeline's folder; one outside it is copied there (under its own name,
+    which must not hold a different file)."""
+    if seed.resolve().is_relative_to(base.resolve()):
+        return str(seed.resolve().relative_to(base.resolve()))
+    target = base / seed.name
+    if target.exists() and target.read_bytes() != seed.read_bytes():
+        raise AnnotatorError(f"the seed file {seed} is outside {base}, which holds a different {seed.name}: copy it there yourself")
+    copies[seed] = target
+    return seed.name
 
 
 def relative_to(path: Path, base: Path, what: str) -> str:
@@ -118,11 +131,14 @@ def make_plan(
         mapped = ", ".join(f"{m} -> {t} ({c.how[m]})" for m, t in c.label_map.items()) or "trained on the seed labels"
         comments[name] = (f"{c.entry.id} [{c.entry.source}, {c.entry.parameters} params, licence {c.entry.license}]: "
                           f"{method} score {c.score:.3f}; labels: {mapped}")  # fmt: skip
-    spec = PipelineSpec(
-        task=relative_to(task_path, base, "task file"), specialists=specs,
+    copies: dict[Path, Path] = {}
+    inside = task_path.resolve().is_relative_to(base.resolve())
+    spec = PipelineSpec(  # a task file outside the pipeline's folder is embedded: the file stays self-contained
+        task=relative_to(task_path, base, "task file") if inside else task.model_dump(mode="json", exclude_defaults=True),
+        specialists=specs,
         consensus={"epsilon": epsilon}, reviewer=ReviewerSpec(spec=reviewer, options=llm_options),
         refine=RefineSettings(beta=beta) if beta else None,
-        seed=relative_to(seed, base, "seed file") if seed else None,
+        seed=seed_beside(seed, base, copies) if seed else None,
     )  # fmt: skip
     comments["consensus"] = "paper eq. 5: an item is hard when U = 1 - max votes / k >= epsilon (null: any disagreement)"
     comments["reviewer"] = "who answers hard items: none, gold:COLUMN, llm (embedded model unless options.base_url), human"
@@ -136,6 +152,6 @@ def make_plan(
         "Not usable here:", *(excluded or ["  (none)"]), *notes,
     ]  # fmt: skip
     text = render_pipeline(spec, comments, header)
-    return Plan(spec=spec, text=text, chosen=chosen, judged=judged, profile=profile)
+    return Plan(spec=spec, text=text, chosen=chosen, judged=judged, profile=profile, copies=copies)
 
 

@@ -27,12 +27,15 @@ BLOCKS = "blocks"
 class PoolScorer:
     """A Ray actor: the specialist pool of one run, loaded once per actor."""
 
-    def __init__(self, run_dir: str, task: dict, names: list[str], settings: dict) -> None:
+    def __init__(self, run_dir: str, task: dict, names: list[str], settings: dict, allow_remote_code: bool = False) -> None:
         self.task = Task.model_validate(task)
         self.settings = ConsensusSettings(**settings)
         store = RunStore(Path(run_dir) / STORE_FILE)
         try:
-            self.specialists = {name: load_specialist(Path(run_dir) / store.active_specialist(name)[1], self.task) for name in names}
+            self.specialists = {
+                name: load_specialist(Path(run_dir) / store.active_specialist(name)[1], self.task, allow_remote_code=allow_remote_code)
+                for name in names
+            }
         finally:
             store.close()
 
@@ -84,7 +87,8 @@ class RayExecutor:
             done = scored_from_frame(pd.read_parquet(block))
             if set(done) == set(rows):
                 return [done[r] for r in rows]
-        task = specialists[next(iter(specialists))].task
+        first = specialists[next(iter(specialists))]
+        task = first.task
         frame = pd.DataFrame({"row": rows, "text": texts})
         n_blocks = max(1, min(len(rows) // self.batch_size, 4 * self.num_actors))  # enough blocks to keep every actor busy
         size = -(-len(frame) // n_blocks)
@@ -92,7 +96,8 @@ class RayExecutor:
         results = dataset.map_batches(
             PoolScorer, batch_format="pandas", batch_size=self.batch_size, concurrency=self.num_actors, num_gpus=self.num_gpus,
             fn_constructor_kwargs={"run_dir": str(run_dir), "task": task.model_dump(mode="json"), "names": list(specialists),
-                                   "settings": {"rule": settings.rule, "epsilon": settings.epsilon, "budget": settings.budget}},
+                                   "settings": {"rule": settings.rule, "epsilon": settings.epsilon, "budget": settings.budget},
+                                   "allow_remote_code": first.allow_remote_code},  # the driver's decision, carried to every actor
         ).to_pandas()  # fmt: skip
         block.parent.mkdir(parents=True, exist_ok=True)
         temporary = block.with_suffix(".tmp")

@@ -28,10 +28,15 @@ class Specialist(ABC):
     trainable: ClassVar[bool] = True
     needs_training: ClassVar[bool] = True
     refits_from_scratch: ClassVar[bool] = True  # refinement retrains on all labeled data, not just the new pool
+    allow_remote_code: bool = False  # the caller's decision, set by create_specialist; never read from a file
 
     def __init__(self, task: Task, **options: Any) -> None:
         self.task = task
         self.options = options
+
+    def requests_remote_code(self) -> bool:
+        """Whether loading this specialist would run code shipped with a model (`trust_remote_code`)."""
+        return bool(self.options.get("trust_remote_code"))
 
     @abstractmethod
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> Specialist:
@@ -44,7 +49,7 @@ class Specialist(ABC):
     def refined(self, texts: Sequence[str], labels: Sequence[str], folder: Path) -> Specialist:
         """A new version, saved in `folder`: a copy of this one updated on the data. This one is unchanged."""
         self.save(folder)
-        candidate = load_specialist(folder, self.task).update(texts, labels)
+        candidate = load_specialist(folder, self.task, allow_remote_code=self.allow_remote_code).update(texts, labels)
         candidate.save(folder)
         return candidate
 
@@ -118,8 +123,14 @@ def options_model(cls: type[Specialist]) -> type[BaseModel]:
     return create_model(f"{cls.__name__}Options", __config__=ConfigDict(extra="forbid"), **fields)
 
 
-def create_specialist(kind: str, task: Task, **options: Any) -> Specialist:
-    """A new, untrained specialist of `kind` for `task`; unknown options and wrong types are clear errors."""
+def create_specialist(kind: str, task: Task, *, allow_remote_code: bool = False, **options: Any) -> Specialist:
+    """A new, untrained specialist of `kind` for `task`; unknown options and wrong types are clear errors.
+
+    `allow_remote_code` is the caller's one decision (the command line's `--trust-remote-code`) for every
+    model this specialist loads, its own and any it wraps. Raises AnnotatorError when the specialist asks
+    for `trust_remote_code` (in its options or, for `saved`, in the wrapped folder's specialist.json) and
+    the caller did not allow it.
+    """
     cls = specialist_class(kind)
     try:
         checked = options_model(cls).model_validate(options)
@@ -129,11 +140,21 @@ def create_specialist(kind: str, task: Task, **options: Any) -> Specialist:
         if err["type"] == "extra_forbidden":
             raise AnnotatorError(f"specialist '{kind}' has no option '{option}'") from None
         raise AnnotatorError(f"specialist '{kind}' option '{option}': {err['msg']}") from None
-    return cls(task, **{k: getattr(checked, k) for k in options})
+    specialist = cls(task, **{k: getattr(checked, k) for k in options})
+    specialist.allow_remote_code = allow_remote_code
+    check_remote_code(specialist, kind)
+    return specialist
 
 
-def load_specialist(folder: str | Path, task: Task) -> Specialist:
-    """Load a saved specialist; its label set must be the task's."""
+def check_remote_code(specialist: Specialist, name: str) -> None:
+    """Refuse a specialist that would run a model's own code without the caller's permission."""
+    if specialist.requests_remote_code() and not specialist.allow_remote_code:
+        raise AnnotatorError(f"specialist '{name}' asks for trust_remote_code: run with --trust-remote-code to allow it")
+
+
+def load_specialist(folder: str | Path, task: Task, *, allow_remote_code: bool = False) -> Specialist:
+    """Load a saved specialist; its label set must be the task's. `trust_remote_code` in its manifest
+    is refused unless the caller allows it (see `create_specialist`)."""
     folder = Path(folder)
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
@@ -141,8 +162,9 @@ def load_specialist(folder: str | Path, task: Task) -> Specialist:
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     if manifest["labels"] != task.label_names:
         raise AnnotatorError(f"{folder}: saved for labels {manifest['labels']}, the task has {task.label_names}")
-    specialist = create_specialist(manifest["kind"], task, **manifest.get("options", {}))
+    specialist = create_specialist(manifest["kind"], task, allow_remote_code=allow_remote_code, **manifest.get("options", {}))
     specialist._load_weights(folder)
+    check_remote_code(specialist, manifest["kind"])  # what the loaded weights wrap may ask too
     return specialist
 
 

@@ -16,13 +16,25 @@ from autoannotator.task import Task
 INNER = "inner"
 
 
-def source_task(folder: Path) -> Task:
-    """The label set a saved specialist was trained with, as a task."""
+def read_manifest(folder: Path) -> dict:
+    """A saved specialist's specialist.json (kind, labels, options)."""
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
         raise AnnotatorError(f"{folder}: not a saved specialist (no {MANIFEST})")
-    labels = json.loads(manifest_path.read_text(encoding="utf-8"))["labels"]
-    return Task.from_dict({"name": f"source of {folder.name}", "labels": labels})
+    return json.loads(manifest_path.read_text(encoding="utf-8"))
+
+
+def source_task(folder: Path) -> Task:
+    """The label set a saved specialist was trained with, as a task."""
+    return Task.from_dict({"name": f"source of {folder.name}", "labels": read_manifest(folder)["labels"]})
+
+
+def wraps_remote_code(folder: Path) -> bool:
+    """Whether the saved specialist in `folder`, or any saved one it wraps, asks for trust_remote_code."""
+    manifest = read_manifest(folder)
+    if manifest.get("options", {}).get("trust_remote_code"):
+        return True
+    return manifest.get("kind") == "saved" and (folder / INNER).is_dir() and wraps_remote_code(folder / INNER)
 
 
 @register("saved")
@@ -44,12 +56,16 @@ class SavedSpecialist(Specialist):
         self.mapping = LabelMapping(source.label_names, self.task, self.options["label_map"])
         self._folder = folder
 
+    def requests_remote_code(self) -> bool:
+        """The wrapped folder's specialist.json may ask for trust_remote_code: it needs the same permission."""
+        return super().requests_remote_code() or (self.mapping is not None and wraps_remote_code(self._folder))
+
     @property
     def inner(self) -> Specialist:
         if self.mapping is None:
             raise AnnotatorError(f"saved specialist not found: {self.options['path']}")
         if self._inner is None:
-            self._inner = load_specialist(self._folder, source_task(self._folder))
+            self._inner = load_specialist(self._folder, source_task(self._folder), allow_remote_code=self.allow_remote_code)
         return self._inner
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> SavedSpecialist:
