@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
+from autoannotator.choices import OptionsError, parse_options, render_item
 from autoannotator.errors import AnnotatorError
 from autoannotator.io import require_columns
 from autoannotator.task import Task
@@ -23,6 +24,7 @@ class InputItems:
     ids: list[str]
     texts: list[str]
     hashes: list[str]
+    unusable: dict[int, str] = field(default_factory=dict)  # row -> reason it cannot be labeled (e.g. options_unparsed)
 
     @property
     def content_hash(self) -> str:
@@ -42,10 +44,34 @@ def clean_text(value: object) -> str:
     return str(value)
 
 
+def text_columns(task: Task) -> list[str]:
+    """The input columns an item's text is made of."""
+    return [task.question_column, task.options_column] if task.type == "multiple_choice" else [task.text_column]
+
+
+def item_texts(frame: pd.DataFrame, task: Task) -> tuple[list[str], dict[int, str]]:
+    """Each row's text, and the rows that cannot be labeled with their reason.
+
+    Classification: the text column. Multiple choice: the question and its parsed options rendered as one
+    text (`choices.render_item`); a row whose options cannot be parsed gets an empty text and the reason
+    `options_unparsed` (it is never guessed)."""
+    if task.type != "multiple_choice":
+        return [clean_text(v) for v in frame[task.text_column].tolist()], {}
+    texts, unusable = [], {}
+    for row, (question, options) in enumerate(zip(frame[task.question_column].tolist(), frame[task.options_column].tolist())):
+        question = clean_text(question)
+        try:
+            texts.append(render_item(question, parse_options(options)) if question.strip() else "")
+        except OptionsError:
+            texts.append("")
+            unusable[row] = "options_unparsed"
+    return texts, unusable
+
+
 def items_from_frame(frame: pd.DataFrame, task: Task, *, source: str = "input") -> InputItems:
     """Check the columns and ids of `frame` and extract its items."""
-    require_columns(frame, [task.text_column] + ([task.id_column] if task.id_column else []), source=source)
-    texts = [clean_text(v) for v in frame[task.text_column].tolist()]
+    require_columns(frame, text_columns(task) + ([task.id_column] if task.id_column else []), source=source)
+    texts, unusable = item_texts(frame, task)
     if task.id_column:
         raw_ids = frame[task.id_column]
         if raw_ids.isna().any():
@@ -56,15 +82,14 @@ def items_from_frame(frame: pd.DataFrame, task: Task, *, source: str = "input") 
             raise AnnotatorError(f"{source}: duplicate ids in column '{task.id_column}': {dupes[:5]}{' ...' if len(dupes) > 5 else ''}")
     else:
         ids = [str(i) for i in range(len(texts))]
-    return InputItems(ids=ids, texts=texts, hashes=[text_hash(t) for t in texts])
+    return InputItems(ids=ids, texts=texts, hashes=[text_hash(t) for t in texts], unusable=unusable)
 
 
 def labeled_seed(frame: pd.DataFrame, task: Task, *, label_column: str, source: str = "seed") -> tuple[list[str], list[str]]:
     """(texts, task labels) of a labeled seed table; rows with empty text are dropped, unknown labels refused."""
-    require_columns(frame, [task.text_column, label_column], source=source)
+    require_columns(frame, [*text_columns(task), label_column], source=source)
     texts, labels, unknown = [], [], set()
-    for text, raw in zip(frame[task.text_column].tolist(), frame[label_column].tolist()):
-        text = clean_text(text)
+    for text, raw in zip(item_texts(frame, task)[0], frame[label_column].tolist()):
         if not text.strip():
             continue
         label = task.resolve_label(clean_text(raw))

@@ -178,6 +178,8 @@ class Annotator:
             raise AnnotatorError("--seed-label needs a reviewer (gold:COLUMN, llm or human) and --seed-size of at least 2")
         self.seed_size = seed_size
         self.executor = create_executor(executor) if isinstance(executor, str) else executor
+        if self.executor.name != "local" and any(spec.kind == "llm" for spec in self.specs):
+            raise AnnotatorError("llm specialists run with the local executor: their cache and ledger are this process's run store")
         self.progress = progress
         self.specialists: dict[str, Specialist] = {}
 
@@ -204,6 +206,8 @@ class Annotator:
             if self.seed_reviewer is not None:
                 seed_data = self._seed_by_reviewer(store, items, records, seconds)
             self.specialists = self._prepare_specialists(store, seed_data, seconds)
+            for name, specialist in self.specialists.items():
+                specialist.attach(store, name)
             if self.reviewer is not None and seed_data is not None:
                 self.reviewer.use_examples([Example(text=t, label=y) for t, y in zip(*seed_data)])
             self._review(store, store.pending_review(), items, records, seconds)
@@ -218,7 +222,7 @@ class Annotator:
                     self._refine_while_due(store, seed_data, items, records, seconds)
                     advance(len(chunk))
             store.finish_session()
-            labeled = self._output_frame(frame, store)
+            labeled = self._output_frame(frame, store, items.unusable)
             if output is not None:
                 t0 = time.perf_counter()
                 write_table(labeled, output)
@@ -412,9 +416,10 @@ class Annotator:
         has_reviewer = self.reviewer is not None
         return {row: unresolved_reason(state, logged, has_reviewer=has_reviewer) for row, (state, logged) in store.unresolved_states().items()}
 
-    def _output_frame(self, frame: pd.DataFrame, store: RunStore) -> pd.DataFrame:
-        """Every input column (a clashing one kept as input_<name>) plus the output columns, in input order."""
-        reasons = self._reasons(store)
+    def _output_frame(self, frame: pd.DataFrame, store: RunStore, unusable: dict[int, str]) -> pd.DataFrame:
+        """Every input column (a clashing one kept as input_<name>) plus the output columns, in input order.
+        `unusable`: rows the input itself leaves unlabelable, with their reason (e.g. options_unparsed)."""
+        reasons = self._reasons(store) | unusable
         stored = pd.DataFrame(
             [
                 {"row": r.row, "label": r.label, "label_source": r.label_source, "uncertainty": r.uncertainty,

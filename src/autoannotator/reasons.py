@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 REASONS: dict[str, str] = {
     "empty_text": "the text is empty or missing: never sent to the specialists or a reviewer",
+    "options_unparsed": "a multiple-choice item whose options are not a list or an 'A) … B) …' string: never guessed",
     "no_reviewer": "a hard item and the run has no reviewer (--reviewer none)",
     "awaiting_review": "a hard item still waiting for a reviewer's answer (human review, export, double review)",
     "out_of_set": "the reviewer's answer was not a task label, also after the re-asks",

@@ -30,10 +30,14 @@ class Scored:
     votes: dict[str, dict]
 
 
-def votes_of(result: ConsensusResult, probs: np.ndarray, j: int, names: list[str], labels: list[str]) -> dict[str, dict]:
-    """Item j's provenance: each specialist's label (None: abstained) and its top probability."""
+def votes_of(
+    result: ConsensusResult, probs: np.ndarray, j: int, names: list[str], labels: list[str], details: Sequence[Sequence[dict]] = ()
+) -> dict[str, dict]:
+    """Item j's provenance: each specialist's label (None: abstained) and its top probability, plus what the
+    specialist adds about the item (`details[s][j]`: an LLM's answer, or the reason it abstained)."""
     return {
         name: {"label": None if result.votes[s, j] < 0 else labels[result.votes[s, j]], "p": round(float(probs[s, j].max()), 4)}
+        | (details[s][j] if details else {})
         for s, name in enumerate(names)
     }
 
@@ -44,10 +48,12 @@ def score(
 ) -> list[Scored]:  # fmt: skip
     """Run every specialist on `texts` (non-empty) and decide each item by consensus."""
     seconds = seconds if seconds is not None else {}
-    probs = []
+    probs, details = [], []
     for name, specialist in specialists.items():
         started = time.perf_counter()
-        probs.append(specialist.predict_proba(list(texts)))
+        specialist_probs, specialist_details = specialist.predict_with_details(list(texts))
+        probs.append(specialist_probs)
+        details.append(specialist_details)
         seconds[f"predict:{name}"] = seconds.get(f"predict:{name}", 0.0) + time.perf_counter() - started
     started = time.perf_counter()
     stacked = np.stack(probs)
@@ -57,6 +63,6 @@ def score(
     for j in range(len(texts)):
         majority = labels[result.labels[j]] if result.votes[:, j].max() >= 0 else None
         out.append(Scored(hard=bool(result.hard[j]) or majority is None, consensus_label=majority,
-                          uncertainty=round(float(result.uncertainty[j]), 6), votes=votes_of(result, stacked, j, names, labels)))  # fmt: skip
+                          uncertainty=round(float(result.uncertainty[j]), 6), votes=votes_of(result, stacked, j, names, labels, details)))  # fmt: skip
     seconds["consensus"] = seconds.get("consensus", 0.0) + time.perf_counter() - started
     return out

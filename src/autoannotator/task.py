@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from autoannotator.choices import LETTERS
 from autoannotator.errors import AnnotatorError
 
 
@@ -41,6 +42,7 @@ class Example(BaseModel):
 
     text: str
     label: str
+    rationale: str | None = Field(None, description="worked reasoning, shown in chain-of-thought few-shot prompts")
 
 
 class SpecialistSpec(BaseModel):
@@ -57,15 +59,26 @@ class SpecialistSpec(BaseModel):
         return self.name or self.kind
 
 
+TaskType = Literal["classification", "multiple_choice"]
+
+
 class Task(BaseModel):
-    """An annotation task: instruction, labels and where the text lives in the input."""
+    """An annotation task: instruction, labels and where the text lives in the input.
+
+    `type: classification` (the default) labels the text column with one of `labels`. `type: multiple_choice`
+    reads a question column and an options column (a list, or an `A) … B) …` string); the labels are the
+    option letters (A–E unless given) and an item whose options cannot be parsed stays unresolved.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1)
+    type: TaskType = "classification"
     instruction: str = ""
     labels: list[Label]
     text_column: str = "text"
+    question_column: str = "question"
+    options_column: str = "options"
     id_column: str | None = None
     examples: list[Example] = Field(default_factory=list)
     specialists: list[SpecialistSpec] = Field(default_factory=list)
@@ -85,6 +98,8 @@ class Task(BaseModel):
                 seen[key] = label.name
         if len(self.labels) < 2:
             raise ValueError("the task needs at least two labels")
+        if self.type == "multiple_choice" and self.label_names != list(LETTERS[: len(self.labels)]):
+            raise ValueError(f"a multiple_choice task's labels are the option letters A, B, C, … in order, got {self.label_names}")
         for example in self.examples:
             if self.resolve_label(example.label) is None:
                 raise ValueError(f"example label '{example.label}' is not one of the task labels {self.label_names}")
@@ -122,6 +137,8 @@ class Task(BaseModel):
     def from_dict(cls, data: dict[str, Any], *, source: str = "task") -> Task:
         """Validate a task given as a dict (labels may be a list of names or of mappings)."""
         data = dict(data)
+        if data.get("type") == "multiple_choice" and data.get("labels") is None:
+            data["labels"] = list(LETTERS[:5])
         labels = data.get("labels")
         if isinstance(labels, dict):
             data["labels"] = [{"name": k, "description": v or ""} for k, v in labels.items()]

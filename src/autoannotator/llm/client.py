@@ -84,10 +84,13 @@ def retry_after_seconds(exc: Exception) -> float | None:
 
 
 class ChatClient:
-    """Use inside one event loop: `async with ChatClient(...) as client: await client.complete(...)`."""
+    """Use inside one event loop: `async with ChatClient(...) as client: await client.complete(...)`.
 
-    def __init__(self, settings: ClientSettings, store: RunStore, prices: PriceTable) -> None:
+    `account` names this client's lines in the ledger (default: the model), e.g. one per LLM specialist."""
+
+    def __init__(self, settings: ClientSettings, store: RunStore, prices: PriceTable, *, account: str | None = None) -> None:
         self.settings = settings
+        self.account = account or settings.model
         self.store = store
         self.prices = prices
         key = os.environ.get(settings.api_key_env)
@@ -135,7 +138,7 @@ class ChatClient:
         if cached is None and key in self._in_flight:  # a duplicate (retweet, copy): wait for the one request
             cached = await asyncio.shield(self._in_flight[key])
         if cached is not None:
-            self.store.record_llm_call(key=key, model=model, status="cached")
+            self.store.record_llm_call(key=key, model=self.account, status="cached")
             return cached, True
         request = asyncio.ensure_future(self._send(key, messages, params))
         self._in_flight[key] = request
@@ -168,13 +171,13 @@ class ChatClient:
                     usage = response.get("usage") or {}
                     prompt_tokens, completion_tokens = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
                     self.store.record_llm_call(
-                        key=key, model=model, status="paid", response=response, prompt_tokens=prompt_tokens,
+                        key=key, model=self.account, status="paid", response=response, prompt_tokens=prompt_tokens,
                         completion_tokens=completion_tokens, latency_s=time.perf_counter() - started,
                         cost_usd=self.prices.cost(model, prompt_tokens, completion_tokens),
                     )  # fmt: skip
                     return response
                 self.store.record_llm_call(
-                    key=key, model=model, status="failed", latency_s=time.perf_counter() - started, error=_short(last_error)
+                    key=key, model=self.account, status="failed", latency_s=time.perf_counter() - started, error=_short(last_error)
                 )
             if attempt < self.settings.max_retries:
                 await asyncio.sleep(self._backoff(attempt, last_error))

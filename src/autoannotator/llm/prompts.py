@@ -63,19 +63,30 @@ def correction_message(task: Task) -> dict:
 
 
 _FENCE = re.compile(r"^\s*```[\w-]*\s*$")
-_NOT_JSON = object()
+NOT_JSON = object()
 
 
-def _json_label(text: str, task: Task) -> object:
-    """The label of a JSON object {"label": ...} that is all of `text`, or None if its label is no task label;
-    `_NOT_JSON` when `text` is not such an object."""
+def answer_lines(content: str) -> list[str]:
+    """The non-empty lines of an answer, without markdown code-fence lines."""
+    return [line for line in content.strip().splitlines() if line.strip() and not _FENCE.match(line)]
+
+
+def json_field(text: str, key: str) -> object:
+    """The value under `key` of the JSON object that is all of `text`; `NOT_JSON` when `text` is no such object."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
-        return _NOT_JSON
-    if not isinstance(value, dict) or "label" not in value:
-        return _NOT_JSON
-    return task.resolve_label(value["label"]) if isinstance(value["label"], str) else None
+        return NOT_JSON
+    return value[key] if isinstance(value, dict) and key in value else NOT_JSON
+
+
+def structured_field(lines: list[str], key: str) -> object:
+    """`key` of a JSON object that is the whole answer, else of one on its last line; `NOT_JSON` if neither."""
+    whole = json_field("\n".join(lines), key)
+    if whole is not NOT_JSON:
+        return whole
+    match = re.search(r"\{[^{}]*\}", lines[-1])
+    return json_field(match.group(0), key) if match else NOT_JSON
 
 
 def parse_label(content: str | None, task: Task) -> str | None:
@@ -86,16 +97,13 @@ def parse_label(content: str | None, task: Task) -> str | None:
     else is None."""
     if not content or not content.strip():
         return None
-    lines = [line for line in content.strip().splitlines() if line.strip() and not _FENCE.match(line)]
+    lines = answer_lines(content)
     if not lines:
         return None
-    whole = _json_label("\n".join(lines), task)
-    if whole is not _NOT_JSON:
-        return whole
+    value = structured_field(lines, "label")
+    if value is not NOT_JSON:
+        return task.resolve_label(value) if isinstance(value, str) else None
     last = lines[-1].strip()
-    match = re.search(r"\{[^{}]*\}", last)
-    if match and (on_last := _json_label(match.group(0), task)) is not _NOT_JSON:
-        return on_last
     last = _DECORATION.sub("", last)
     last = _PREFIX.sub("", last)
     return task.resolve_label(_DECORATION.sub("", last))

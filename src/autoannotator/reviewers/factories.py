@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from autoannotator.errors import AnnotatorError
-from autoannotator.llm.local_models import EMBEDDED
+from autoannotator.llm.local_models import is_embedded as embedded_model
 from autoannotator.reviewers.base import Reviewer, register
 from autoannotator.reviewers.gold import GoldReviewer
 from autoannotator.task import Task, format_validation_error
@@ -20,8 +20,7 @@ def gold(task: Task, column: str | None, options: dict[str, Any]) -> Reviewer:
 
 def is_embedded(options: dict[str, Any]) -> bool:
     """No server given and the model is an embedded name, a .gguf file, or left out."""
-    model = options.get("model")
-    return not options.get("base_url") and (model is None or model in EMBEDDED or str(model).endswith(".gguf"))
+    return embedded_model(options.get("base_url"), options.get("model"))
 
 
 @register("llm")

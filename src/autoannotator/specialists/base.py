@@ -57,6 +57,15 @@ class Specialist(ABC):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """(n, n_labels) probabilities in task label order; an all-zero row means abstain."""
 
+    def predict_with_details(self, texts: Sequence[str]) -> tuple[np.ndarray, list[dict]]:
+        """`predict_proba` plus one dict per item for the item's provenance (LLM specialists: their answer, or why
+        they abstained); empty dicts by default."""
+        return self.predict_proba(texts), [{} for _ in texts]
+
+    def attach(self, store: Any, name: str) -> None:
+        """Called by the run loop with the run store and the specialist's name in the pool before it scores;
+        kinds that cache or account there (LLM specialists) keep them."""
+
     @abstractmethod
     def _save_weights(self, folder: Path) -> None:
         """Write this kind's own files (never pickles) into `folder`."""
@@ -169,7 +178,7 @@ def load_specialist(folder: str | Path, task: Task, *, allow_remote_code: bool =
 
 
 def _import_builtin_kinds() -> None:
-    from autoannotator.specialists import embedding, hf, lexicon, saved, tfidf  # noqa: F401
+    from autoannotator.specialists import embedding, hf, lexicon, llm, saved, tfidf  # noqa: F401
 
 
 class LabelMapping:

@@ -1,0 +1,63 @@
+"""An embedded GGUF chat model (llama-cpp-python, in-process) behind the same `complete` call as ChatClient.
+
+Answers are OpenAI-format chat completions, cached in the run store under the same request hash and
+recorded in the ledger (0 USD: no API is billed; the CPU time is the pool's, not this ledger's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from functools import cached_property
+from typing import Any
+
+from autoannotator.errors import AnnotatorError
+from autoannotator.llm.client import request_key
+from autoannotator.llm.local_models import gguf_path
+from autoannotator.store import RunStore
+
+
+class EmbeddedChatClient:
+    """`async with EmbeddedChatClient(model, store) as client: await client.complete(messages, params)`.
+
+    `model` is an embedded name (`smollm2-135m`, `gemma3-270m`) or a .gguf path; `account` names the ledger
+    line (default: `local:<model>`). Requests run one at a time (one model context)."""
+
+    def __init__(self, model: str, store: RunStore, *, account: str | None = None, n_ctx: int = 2048) -> None:
+        self.model = model
+        self.store = store
+        self.account = account or f"local:{model}"
+        self.n_ctx = n_ctx
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> EmbeddedChatClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    @cached_property
+    def llm(self):  # noqa: ANN201 - llama_cpp is an optional import
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise AnnotatorError("the embedded LLM needs llama-cpp-python: pip install 'autoannotator[llm]'") from None
+        return Llama(model_path=str(gguf_path(self.model)), n_ctx=self.n_ctx, n_threads=os.cpu_count(), verbose=False, seed=0, logits_all=False)
+
+    async def complete(self, messages: list[dict], params: dict[str, Any]) -> tuple[dict, bool]:
+        """(response as a dict, whether it came from the cache)."""
+        key = request_key(f"local:{self.model}", messages, params)
+        cached = self.store.cache_get(key)
+        if cached is not None:
+            self.store.record_llm_call(key=key, model=self.account, status="cached")
+            return cached, True
+        async with self._lock:
+            started = time.perf_counter()
+            response = await asyncio.to_thread(self.llm.create_chat_completion, messages=messages, **params)
+        usage = response.get("usage") or {}
+        self.store.record_llm_call(
+            key=key, model=self.account, status="paid", response=response, prompt_tokens=usage.get("prompt_tokens") or 0,
+            completion_tokens=usage.get("completion_tokens") or 0, latency_s=time.perf_counter() - started,
+        )  # fmt: skip
+        return response, False

@@ -1,0 +1,103 @@
+"""Asking an LLM about one item n times and aggregating the answers (self-consistency, Wang et al. 2023).
+
+Shared by every caller that turns chat answers into a distribution over the task's labels; the client
+(`ChatClient` or `EmbeddedChatClient`) brings the cache, the in-flight cap, the retries and the ledger.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from autoannotator.llm.client import CallFailed
+
+
+class Completer(Protocol):
+    async def complete(self, messages: list[dict], params: dict[str, Any]) -> tuple[dict, bool]: ...
+
+
+Parse = Callable[[str | None], tuple[str | None, str | None]]  # content -> (label, None) or (None, reason)
+Logprobs = Callable[[dict, str], dict[str, float] | None]  # (response, label) -> distribution, if the response has logprobs
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sampled answer: its label (None: unparsed, with the reason), its logprob distribution if any."""
+
+    label: str | None
+    reason: str | None
+    probs: dict[str, float] | None
+    content: str
+    cached: bool
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the samples say about one item: a label and a distribution over `labels`, or None with a reason."""
+
+    label: str | None
+    probs: dict[str, float] | None
+    reason: str | None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+async def sample_answers(
+    client: Completer, messages: list[dict], params: dict[str, Any], *, parse: Parse, samples: int = 1,
+    answer_retries: int = 0, correction: dict | None = None, logprobs: Logprobs | None = None,
+) -> list[Sample]:  # fmt: skip
+    """`samples` answers to `messages` (sample i sends `seed: i` when samples > 1, so each is its own cache entry).
+
+    An unparsed answer is re-asked with `correction` up to `answer_retries` times; a request that fails after
+    the client's retries is a sample with reason `retries_exhausted`."""
+    out = []
+    for i in range(samples):
+        sample_params = params | {"seed": i} if samples > 1 else params
+        conversation, content, reason, cached = messages, "", "no_answer", False
+        for attempt in range(1, answer_retries + 2):
+            try:
+                response, cached = await client.complete(conversation, sample_params)
+            except CallFailed as exc:
+                out.append(Sample(None, "retries_exhausted", None, str(exc)[:200], False, attempt))
+                break
+            content = (response["choices"][0].get("message") or {}).get("content") or ""
+            label, reason = parse(content)
+            if label is not None:
+                probs = logprobs(response, label) if logprobs else None
+                out.append(Sample(label, None, probs, content, cached, attempt))
+                break
+            if correction is None or attempt > answer_retries:
+                out.append(Sample(None, reason, None, content, cached, attempt))
+                break
+            conversation = [*conversation, {"role": "assistant", "content": content}, correction]
+    return out
+
+
+def reasoning_tail(content: str, lines: int = 3) -> str:
+    """The last `lines` non-empty lines before the final answer line (what a reviewer reads of a chain of thought)."""
+    kept = [line.strip() for line in content.strip().splitlines() if line.strip()]
+    return "\n".join(kept[-lines - 1 : -1])[:400]
+
+
+def self_consistency(answers: Sequence[Sample], labels: Sequence[str]) -> Judgement:
+    """One sample: its label with its logprob distribution (else all mass on it). Several: the majority label and
+    the vote shares of the parsed samples (ties go to the earlier label). None parsed: None with the most
+    common reason. `detail` keeps the answer, parsed/asked counts and, for long answers, the reasoning tail."""
+    parsed = [a for a in answers if a.label is not None]
+    detail: dict[str, Any] = {"parsed": len(parsed), "samples": len(answers), "cached": all(a.cached for a in answers)}
+    if not parsed:
+        reason = Counter(a.reason for a in answers).most_common(1)[0][0] if answers else "no_answer"
+        last = answers[-1].content[-200:] if answers else ""
+        return Judgement(None, None, reason, detail | {"last_answer": last})
+    if len(answers) == 1 and parsed[0].probs:
+        probs = dict(parsed[0].probs)
+    else:
+        counts = Counter(a.label for a in parsed)
+        probs = {label: round(counts[label] / len(parsed), 6) for label in labels}
+    label = max(labels, key=lambda name: (probs.get(name, 0.0), -list(labels).index(name)))
+    first = next(a for a in parsed if a.label == label)
+    if "\n" in first.content.strip():
+        detail["reasoning"] = reasoning_tail(first.content)
+    return Judgement(label, probs, None, detail | {"answer": label})

@@ -1,0 +1,58 @@
+"""Strict extraction of a multiple-choice answer: a final `Answer:` line, a structured field, an exact option text."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoannotator.llm.multiple_choice import build_choice_messages, extract_choice
+from autoannotator.task import Example, Task
+
+OPTIONS = ["21", "21.5", "None of these", "$67.40", "7"]
+
+
+@pytest.mark.parametrize(
+    ("content", "letter"),
+    [
+        ("The speed is 3 km/h, so 21.\nAnswer: A", "A"),
+        ("reasoning...\n**Answer: (C)**", "C"),
+        ("Final answer: D)", "D"),
+        ("so it is\nAnswer: B) 21.5", "B"),
+        ('{"answer": "E"}', "E"),
+        ('Sure: {"answer": "21.5"}', "B"),
+        ('{"answer": "A"} was my first guess\nAnswer: B', "B"),
+        ("Answer: $67.40", "D"),
+        ("Answer: none of these", "C"),
+        ("C", "C"),
+        ("The answer is: E.", "E"),
+    ],
+)
+def test_answers_that_name_one_option(content: str, letter: str) -> None:
+    assert extract_choice(content, OPTIONS) == (letter, None)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("", "no_answer"),
+        (None, "no_answer"),
+        ("I think it is C because 21 is odd.", "no_answer_line"),
+        ("Answer: C\nbut maybe D", "no_answer_line"),
+        ("Answer: 22", "answer_unparsed"),
+        ("Answer: C or D", "answer_unparsed"),
+        ("Answer: B) 22", "answer_unparsed"),
+        ("Answer: F", "out_of_set"),
+        ('{"answer": "G"}', "out_of_set"),
+        ('{"answer": 3}', "answer_unparsed"),
+    ],
+)
+def test_anything_else_abstains_with_its_reason(content: str | None, reason: str) -> None:
+    assert extract_choice(content, OPTIONS) == (None, reason)
+
+
+def test_prompts_show_the_problem_and_the_answer_format() -> None:
+    task = Task.from_dict({"name": "math", "type": "multiple_choice", "instruction": "Solve it.",
+                           "examples": [{"text": "1+1?\nA) 2 B) 3", "label": "A", "rationale": "One and one is two."}]})  # fmt: skip
+    cot = build_choice_messages(task, "2+2?\n\nOptions:\nA) 4\nB) 5", style="cot", examples=task.examples)[1]["content"]
+    assert "One and one is two.\nAnswer: A" in cot and cot.rstrip().endswith("'Answer: <letter>'.")
+    shot = build_choice_messages(task, "2+2?", style="k-shot", examples=task.examples, json_answer=True)[1]["content"]
+    assert "One and one is two." not in shot and '{"answer": "<letter>"}' in shot

@@ -1,0 +1,89 @@
+"""The `llm` specialist against a real local HTTP server that misbehaves on purpose (tests/fault_server.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from autoannotator import Annotator, Task
+from autoannotator.llm.server import free_port
+from autoannotator.specialists import create_specialist
+from autoannotator.store import STORE_FILE, RunStore
+from tests.fault_server import serve
+from tests.reviewers.test_llm_faults import TEXTS, answered
+
+FAST = {"timeout_s": 2.0, "max_retries": 3, "model": "gpt-3.5-turbo"}
+@pytest.fixture()
+def task(task: Task) -> Task:
+    return task.model_copy(update={"id_column": None})
+
+
+@pytest.fixture()
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("autoannotator.llm.client.ChatClient._backoff", lambda self, attempt, exc: 0.05)
+    port, log = free_port(), tmp_path / "answered.jsonl"
+    httpd = serve(port, log, timeout_sleep=5.0)
+    yield f"http://127.0.0.1:{port}/v1", log
+    httpd.shutdown()
+
+
+def test_every_item_gets_a_vote_or_an_abstention_with_its_reason(task: Task, server, tmp_path: Path) -> None:
+    url, log = server
+    voter = {"kind": "llm", "name": "gpt", "options": {"base_url": url, **FAST}}
+    annotator = Annotator(task, specialists=[voter, "lexicon"], run_dir=tmp_path / "run")
+    out = annotator.annotate(pd.DataFrame({"text": TEXTS})).frame.set_index("text")
+    votes = {text: json.loads(v)["gpt"] for text, v in out["votes"].items()}
+    for text, vote in votes.items():
+        assert (vote["label"] in task.label_names and "reason" not in vote) or (vote["label"] is None and vote["reason"]), text
+    assert votes["a fine day [outside]"] == {"label": None, "p": 0.0, "reason": "out_of_set", "parsed": 0, "samples": 1,
+                                             "cached": False, "last_answer": '{"label": "banana"}'}  # fmt: skip
+    for text in ("great game [timeout-once]", "what a happy day [429-once]", "feeling sick [500-twice]",
+                 "nice weather [malformed-once]", "bus schedule [empty-once]"):  # fmt: skip
+        assert votes[text]["label"] is not None, text  # each fault was retried until a valid answer came
+    # the probability comes from the answer's logprobs: exp(-0.1) against the runner-up's exp(-2.5)
+    assert votes["I love this song"]["p"] == pytest.approx(math.exp(-0.1) / (math.exp(-0.1) + math.exp(-2.5)), abs=1e-4)
+    assert set(out["label_source"]) <= {"consensus", "unresolved"}  # no reviewer: disagreements stay unresolved
+    store = RunStore(tmp_path / "run" / STORE_FILE)
+    usage = store.llm_usage()
+    store.close()
+    assert set(usage) == {"specialist:gpt"}  # the ledger line is the specialist's
+    assert usage["specialist:gpt"]["calls"] == len(answered(log)) == len(TEXTS)
+    assert usage["specialist:gpt"]["failed"] >= 6
+    assert usage["specialist:gpt"]["cost_usd"] > 0  # priced as gpt-3.5-turbo
+
+
+def test_a_rerun_is_answered_from_the_run_store(task: Task, server, tmp_path: Path) -> None:
+    url, log = server
+    texts = ["I love this song", "so sad today", "the meeting is at noon"]
+    store = RunStore.open(tmp_path / "run", {"test": 1})
+    first = create_specialist("llm", task, base_url=url, **FAST)
+    first.attach(store, "gpt")
+    probs, _ = first.predict_with_details(texts)
+    store.close()
+    assert len(answered(log)) == 3
+    store = RunStore.open(tmp_path / "run", {"test": 1})  # another process, the same run store
+    again = create_specialist("llm", task, base_url=url, **FAST)
+    again.attach(store, "gpt")
+    probs_again, details = again.predict_with_details(texts)
+    assert len(answered(log)) == 3  # zero new requests
+    assert (probs_again == probs).all() and all(d["cached"] for d in details)
+    assert store.llm_usage()["specialist:gpt"]["cache_hits"] == 3
+    store.close()
+
+
+def test_self_consistency_over_samples(task: Task, server, tmp_path: Path) -> None:
+    url, log = server
+    store = RunStore.open(tmp_path / "run", {"test": 1})
+    voter = create_specialist("llm", task, base_url=url, samples=3, answer_retries=1, **FAST)
+    voter.attach(store, "sc")
+    probs, details = voter.predict_with_details(["I love it [outside-once]", "a fine day [outside]"])
+    store.close()
+    requests = answered(log)
+    assert len(requests) == 2 * 3 * 2  # three samples each, each sample's first answer outside the set and re-asked once
+    assert probs[0].tolist() == [0.0, 0.0, 1.0] and details[0]["parsed"] == 3  # re-asked, then three agreeing samples
+    assert probs[1].tolist() == [0.0, 0.0, 0.0] and details[1]["reason"] == "out_of_set"
+    assert details[0]["samples"] == details[1]["samples"] == 3
