@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from autoannotator import Annotator, Task
+from autoannotator.errors import AnnotatorError
 from autoannotator.llm.server import free_port
 from autoannotator.specialists import create_specialist
 from autoannotator.store import STORE_FILE, RunStore
@@ -35,12 +36,14 @@ def test_every_item_gets_a_vote_or_an_abstention_with_its_reason(task: Task, ser
     url, log = server
     voter = {"kind": "llm", "name": "gpt", "options": {"base_url": url, **FAST}}
     annotator = Annotator(task, specialists=[voter, "lexicon"], run_dir=tmp_path / "run")
-    out = annotator.annotate(pd.DataFrame({"text": TEXTS})).frame.set_index("text")
+    texts = [*TEXTS, "too long [400]", "down [500-always]"]
+    out = annotator.annotate(pd.DataFrame({"text": texts})).frame.set_index("text")
     votes = {text: json.loads(v)["gpt"] for text, v in out["votes"].items()}
     for text, vote in votes.items():
         assert (vote["label"] in task.label_names and "reason" not in vote) or (vote["label"] is None and vote["reason"]), text
     assert votes["a fine day [outside]"] == {"label": None, "p": 0.0, "reason": "out_of_set", "parsed": 0, "samples": 1,
                                              "cached": False, "last_answer": '{"label": "banana"}'}  # fmt: skip
+    assert votes["too long [400]"]["reason"] == "http_400" and votes["down [500-always]"]["reason"] == "retries_exhausted"
     for text in ("great game [timeout-once]", "what a happy day [429-once]", "feeling sick [500-twice]",
                  "nice weather [malformed-once]", "bus schedule [empty-once]"):  # fmt: skip
         assert votes[text]["label"] is not None, text  # each fault was retried until a valid answer came
@@ -51,7 +54,7 @@ def test_every_item_gets_a_vote_or_an_abstention_with_its_reason(task: Task, ser
     usage = store.llm_usage()
     store.close()
     assert set(usage) == {"specialist:gpt"}  # the ledger line is the specialist's
-    assert usage["specialist:gpt"]["calls"] == len(answered(log)) == len(TEXTS)
+    assert usage["specialist:gpt"]["calls"] == len(answered(log)) == len(TEXTS)  # the two refused/failing ones were never paid
     assert usage["specialist:gpt"]["failed"] >= 6
     assert usage["specialist:gpt"]["cost_usd"] > 0  # priced as gpt-3.5-turbo
 
@@ -87,3 +90,10 @@ def test_self_consistency_over_samples(task: Task, server, tmp_path: Path) -> No
     assert probs[0].tolist() == [0.0, 0.0, 1.0] and details[0]["parsed"] == 3  # re-asked, then three agreeing samples
     assert probs[1].tolist() == [0.0, 0.0, 0.0] and details[1]["reason"] == "out_of_set"
     assert details[0]["samples"] == details[1]["samples"] == 3
+
+
+def test_a_refused_client_stops_the_run(task: Task, server, tmp_path: Path) -> None:
+    url, _ = server
+    voter = {"kind": "llm", "name": "gpt", "options": {"base_url": url, **FAST}}
+    with pytest.raises(AnnotatorError, match="HTTP 401"):
+        Annotator(task, specialists=[voter], run_dir=tmp_path / "run").annotate(pd.DataFrame({"text": ["who am I [401]"]}))

@@ -45,6 +45,9 @@ class CallFailed(Exception):
     """A request that still failed after its retries."""
 
 
+ITEM_REFUSALS = (400, 413, 422)  # statuses about one request's content (too long, filtered): that item's failure
+
+
 class RequestRefused(Exception):
     """The server refused a request with a status that retrying cannot change (400, 401, 403, 404, 413, 422, ...).
 
@@ -161,7 +164,7 @@ class ChatClient:
                 except openai.APIStatusError as exc:
                     if not isinstance(exc, RETRYABLE) and exc.status_code not in (408, 409):
                         self.store.record_llm_call(
-                            key=key, model=model, status="failed", latency_s=time.perf_counter() - started, error=_short(exc)
+                            key=key, model=self.account, status="failed", latency_s=time.perf_counter() - started, error=_short(exc)
                         )
                         raise RequestRefused(exc.status_code, server_reason(exc)) from None
                     last_error = exc

@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from autoannotator.llm.client import CallFailed
+from autoannotator.errors import AnnotatorError
+from autoannotator.llm.client import ITEM_REFUSALS, CallFailed, RequestRefused
 
 
 class Completer(Protocol):
@@ -51,7 +52,8 @@ async def sample_answers(
     """`samples` answers to `messages` (sample i sends `seed: i` when samples > 1, so each is its own cache entry).
 
     An unparsed answer is re-asked with `correction` up to `answer_retries` times; a request that fails after
-    the client's retries is a sample with reason `retries_exhausted`."""
+    the client's retries is a sample with reason `retries_exhausted`, one the server refuses for its content
+    `http_400` (413, 422); any other refusal (401, 403, 404) stops the run with an AnnotatorError."""
     out = []
     for i in range(samples):
         sample_params = params | {"seed": i} if samples > 1 else params
@@ -61,6 +63,11 @@ async def sample_answers(
                 response, cached = await client.complete(conversation, sample_params)
             except CallFailed as exc:
                 out.append(Sample(None, "retries_exhausted", None, str(exc)[:200], False, attempt))
+                break
+            except RequestRefused as exc:
+                if exc.status not in ITEM_REFUSALS:  # the client itself is refused (401, 403, 404): stop the run
+                    raise AnnotatorError(f"the LLM server refused the request (HTTP {exc.status}): {exc.message}") from None
+                out.append(Sample(None, f"http_{exc.status}", None, exc.message[:200], False, attempt))
                 break
             content = (response["choices"][0].get("message") or {}).get("content") or ""
             label, reason = parse(content)

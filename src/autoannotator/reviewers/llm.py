@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from autoannotator.errors import AnnotatorError
-from autoannotator.llm.client import CallFailed, ChatClient, ClientSettings, RequestRefused
+from autoannotator.llm.client import ITEM_REFUSALS, CallFailed, ChatClient, ClientSettings, RequestRefused
 from autoannotator.llm.logprobs import label_probs_from_logprobs
 from autoannotator.llm.prices import PriceTable
 from autoannotator.llm.prompts import PromptStyle, build_messages, correction_message, label_schema, parse_label, pick_examples
@@ -35,7 +35,6 @@ class LLMSettings(ClientSettings):
     max_refused_in_a_row: int = Field(10, ge=1, description="stop the run after this many items in a row refused (HTTP 400)")
 
 
-ITEM_REFUSALS = (400, 413, 422)  # statuses about one request's content (too long, filtered): that item's failure
 
 
 class LLMReviewer(Reviewer):

@@ -25,6 +25,7 @@ from autoannotator.llm.local_models import is_embedded
 from autoannotator.llm.logprobs import label_probs_from_logprobs
 from autoannotator.llm.multiple_choice import build_choice_messages, choice_schema, extract_choice
 from autoannotator.llm.prices import PriceTable
+from autoannotator.llm.running import run_sync
 from autoannotator.llm.prompts import PromptStyle, build_messages, correction_message, label_schema, parse_label, pick_examples
 from autoannotator.llm.sampling import Judgement, sample_answers, self_consistency
 from autoannotator.specialists.base import Specialist, register
@@ -145,7 +146,7 @@ class LLMSpecialist(Specialist):
     def predict_with_details(self, texts: Sequence[str]) -> tuple[np.ndarray, list[dict]]:
         """(n, n_labels) probabilities (all-zero rows: abstained) and per item the answer, or the reason it
         abstained, the parsed/asked sample counts and, for chains of thought, the last reasoning lines."""
-        judgements = asyncio.run(self._judge_all(texts))
+        judgements = run_sync(self._judge_all(texts))
         probs = np.zeros((len(texts), self.n_labels))
         details = []
         for i, judgement in enumerate(judgements):
