@@ -46,3 +46,19 @@ def test_a_different_run_is_refused(tmp_path: Path) -> None:
     RunStore.open(tmp_path, {"input": "x", "task": 1}).close()
     with pytest.raises(AnnotatorError, match=r"holds a different run \(changed: input\)"):
         RunStore.open(tmp_path, {"input": "y", "task": 1})
+
+
+def test_the_parts_share_one_connection_and_one_transaction(tmp_path: Path) -> None:
+    store = RunStore.open(tmp_path, {"input": "x"})
+    store.start_session()
+    parts = [store.records, store.review_log, store.llm, store.versions]
+    assert all(part.db is store.db for part in parts) and store.conn is store.db.conn
+    with pytest.raises(RuntimeError), store.transaction() as conn:  # a failure rolls back every part's writes
+        conn.execute("INSERT INTO llm_cache(key, model, response, created_at) VALUES ('k', 'm', '{}', 'now')")
+        conn.execute("INSERT INTO specialists(name, version, kind, path, status, created_at) VALUES ('t', 1, 't', 'p', 'active', 'now')")
+        raise RuntimeError("crash in the middle")
+    assert store.cache_get("k") is None and store.active_specialist("t") is None
+    store.save_items([record(0, state="pending_review")])
+    assert store.save_reviews([(0, "gold", "a", None, {})]) == 1  # RunStore's methods reach their parts
+    assert store.records.item(0).label_source == "gold" and store.review_log.reviews(0)[0]["reviewer"] == "gold"
+    store.close()

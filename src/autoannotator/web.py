@@ -11,8 +11,10 @@ from __future__ import annotations
 import html
 import json
 import secrets
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query
@@ -42,11 +44,19 @@ class RowRequest(BaseModel):
 
 
 def create_app(run_dir: Path, *, token: str, lease_seconds: float = 300.0, double_review: bool = False) -> FastAPI:
-    """The app over one run directory's store."""
-    app = FastAPI(title="AutoAnnotator review", docs_url=None, redoc_url=None, openapi_url=None)
+    """The app over one run directory's store, opened once: one connection that the request threads share,
+    one request at a time (a lock), closed when the app shuts down."""
+    shared = RunStore(run_dir / STORE_FILE)
+    lock = threading.Lock()
+    task = Task.model_validate(shared.fingerprint()["task"])
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        shared.close()
+
+    app = FastAPI(title="AutoAnnotator review", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     started = time.time()
-    with closing_store(run_dir) as store:
-        task = Task.model_validate(store.fingerprint()["task"])
 
     def authorized(x_token: str | None = Header(None), token_param: str | None = Query(None, alias="token")) -> None:
         given = x_token or token_param
@@ -56,8 +66,8 @@ def create_app(run_dir: Path, *, token: str, lease_seconds: float = 300.0, doubl
             raise HTTPException(403, "wrong access token")
 
     def open_store() -> Iterator[RunStore]:
-        with closing_store(run_dir) as store:
-            yield store
+        with lock:
+            yield shared
 
     @app.get("/", response_class=HTMLResponse, dependencies=[Depends(authorized)])
     def page() -> HTMLResponse:
@@ -137,19 +147,6 @@ def create_app(run_dir: Path, *, token: str, lease_seconds: float = 300.0, doubl
                 "pace_per_minute": round(answers / minutes, 2), "agreement": agreement}  # fmt: skip
 
     return app
-
-
-class closing_store:  # noqa: N801 - used as a context manager, like contextlib.closing
-    """A RunStore on the run directory, opened per request (SQLite connections stay in their thread)."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.store = RunStore(run_dir / STORE_FILE)
-
-    def __enter__(self) -> RunStore:
-        return self.store
-
-    def __exit__(self, *exc: object) -> None:
-        self.store.close()
 
 
 def render_page(task: Task, *, double_review: bool) -> str:

@@ -118,3 +118,39 @@ def test_cli_binds_localhost_by_default(host: str) -> None:
 
     help_text = CliRunner().invoke(app, ["review", "--help"]).output
     assert "127.0.0.1" in help_text
+
+
+def test_the_store_is_opened_once_for_the_app_not_per_request(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import autoannotator.web as web
+
+    opened: list[Path] = []
+
+    class CountingStore(RunStore):
+        def __init__(self, path: Path, **kwargs) -> None:
+            opened.append(path)
+            super().__init__(path, **kwargs)
+
+    monkeypatch.setattr(web, "RunStore", CountingStore)
+    api = client(run_dir)
+    for _ in range(3):
+        assert api.get("/api/progress").status_code == 200
+        item = api.post("/api/lease", json={"reviewer": "alice"}).json()["item"]
+    assert api.post("/api/answer", json={"reviewer": "alice", "row": item["row"], "label": "positive"}).status_code == 200
+    assert len(opened) == 1
+
+
+def test_concurrent_requests_share_the_one_connection_safely(run_dir: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    api = client(run_dir)
+
+    def lease_and_answer(n: int) -> int:
+        reviewer = f"r{n}"
+        item = api.post("/api/lease", json={"reviewer": reviewer}).json()["item"]
+        assert api.post("/api/answer", json={"reviewer": reviewer, "row": item["row"], "label": "neutral"}).status_code == 200
+        return item["row"]
+
+    with ThreadPoolExecutor(8) as pool:
+        rows = list(pool.map(lease_and_answer, range(16)))
+    assert len(set(rows)) == 16  # no item leased twice
+    assert api.get("/api/progress").json()["reviewed"] == 16

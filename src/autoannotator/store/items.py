@@ -1,0 +1,122 @@
+"""Items and their provenance: each processed item's votes, route, final label and where it came from."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from autoannotator.store.database import Database, now
+
+
+@dataclass
+class ItemRecord:
+    """One processed item as stored."""
+
+    row: int
+    item_id: str
+    text_hash: str
+    state: str
+    label: str | None
+    label_source: str
+    consensus_label: str | None
+    uncertainty: float | None
+    votes: dict
+    reviewed_label: str | None = None
+    text: str = ""
+
+
+def record_from_row(row: sqlite3.Row) -> ItemRecord:
+    """An `items` table row as an ItemRecord."""
+    return ItemRecord(
+        row=row["row"], item_id=row["item_id"], text_hash=row["text_hash"], state=row["state"], label=row["label"],
+        label_source=row["label_source"], consensus_label=row["consensus_label"], uncertainty=row["uncertainty"],
+        votes=json.loads(row["votes"]), reviewed_label=row["reviewed_label"], text=row["text"],
+    )  # fmt: skip
+
+
+class ItemTable:
+    """The `items` table: one row per processed input row, written once per item and settled by reviews."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def processed_rows(self) -> dict[int, str]:
+        """Row number -> text hash of every item already stored."""
+        return {r["row"]: r["text_hash"] for r in self.db.conn.execute("SELECT row, text_hash FROM items")}
+
+    def save_items(self, records: Iterable[ItemRecord]) -> None:
+        """Insert one chunk's items in one transaction; an item stored before is an error, never a second label."""
+        rows = [
+            (r.row, r.item_id, r.text_hash, r.text, r.state, r.label, r.label_source, r.consensus_label, r.uncertainty,
+             json.dumps(r.votes, sort_keys=True), r.reviewed_label, self.db.session, now())
+            for r in records
+        ]  # fmt: skip
+        with self.db.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO items(row, item_id, text_hash, text, state, label, label_source, consensus_label,"
+                " uncertainty, votes, reviewed_label, session, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def pending_review(self, rows: list[int] | None = None) -> list[ItemRecord]:
+        """Hard items still waiting for a reviewer's answer, all of them or those among `rows`."""
+        conn = self.db.conn
+        if rows is None:
+            return [record_from_row(r) for r in conn.execute("SELECT * FROM items WHERE state = 'pending_review' ORDER BY row")]
+        wanted = set(rows)
+        cursor = conn.execute(
+            "SELECT * FROM items WHERE state = 'pending_review' AND row BETWEEN ? AND ? ORDER BY row", (min(rows), max(rows))
+        )
+        return [record_from_row(r) for r in cursor if r["row"] in wanted]
+
+    def item(self, row: int) -> ItemRecord | None:
+        found = self.db.conn.execute("SELECT * FROM items WHERE row = ?", (row,)).fetchone()
+        return None if found is None else record_from_row(found)
+
+    def items(self) -> list[ItemRecord]:
+        return [record_from_row(r) for r in self.db.conn.execute("SELECT * FROM items ORDER BY row")]
+
+    def count_by_state(self) -> dict[str, int]:
+        return {r["state"]: r["n"] for r in self.db.conn.execute("SELECT state, COUNT(*) AS n FROM items GROUP BY state")}
+
+    def count_by_source(self) -> dict[str, int]:
+        cursor = self.db.conn.execute("SELECT label_source, COUNT(*) AS n FROM items GROUP BY label_source")
+        return {r["label_source"]: r["n"] for r in cursor}
+
+    def unresolved_states(self) -> dict[int, tuple[str, str | None]]:
+        """Row -> (state, reason logged with its newest answer, or None) of every item without a label."""
+        cursor = self.db.conn.execute(
+            "WITH newest AS (SELECT row, MAX(id) AS id FROM reviews GROUP BY row)"
+            " SELECT i.row, i.state, json_extract(r.detail, '$.reason') AS reason FROM items i"
+            " LEFT JOIN newest ON newest.row = i.row LEFT JOIN reviews r ON r.id = newest.id WHERE i.label IS NULL"
+        )
+        return {r["row"]: (r["state"], r["reason"]) for r in cursor}
+
+    def labeled_by_review(self, *, used: bool | None = None, gate: bool = False) -> list[ItemRecord]:
+        """Reviewed items (gold, llm or human): not yet used in a round (used=False), used, or all; gate or not."""
+        where = "label_source IN ('gold', 'llm', 'human') AND state = 'done' AND gate = ?"
+        if used is not None:
+            where += " AND used_in_round IS " + ("NOT NULL" if used else "NULL")
+        return [record_from_row(r) for r in self.db.conn.execute(f"SELECT * FROM items WHERE {where} ORDER BY row", (int(gate),))]
+
+    def unanimous_consensus(self) -> list[ItemRecord]:
+        """Items every specialist agreed on: the confident consensus that replay mixes in."""
+        cursor = self.db.conn.execute("SELECT * FROM items WHERE label_source = 'consensus' AND uncertainty = 0 ORDER BY row")
+        return [record_from_row(r) for r in cursor]
+
+    def reroute(self, row: int, votes: dict, consensus_label: str | None, uncertainty: float) -> None:
+        """Send a consensus item back to review with the refined pool's votes (its label flipped); the review
+        log keeps a line saying so, with the old label."""
+        with self.db.transaction() as conn:
+            old = conn.execute("SELECT label FROM items WHERE row = ?", (row,)).fetchone()["label"]
+            conn.execute(
+                "INSERT INTO reviews(row, reviewer, label, probs, detail, session, created_at) VALUES (?, 'refine', NULL, NULL, ?, ?, ?)",
+                (row, json.dumps({"rerouted": True, "old_label": old, "new_votes": votes}), self.db.session, now()),
+            )
+            conn.execute(
+                "UPDATE items SET state = 'pending_review', label = NULL, label_source = 'unresolved', votes = ?,"
+                " consensus_label = ?, uncertainty = ?, updated_at = ? WHERE row = ? AND label_source = 'consensus'",
+                (json.dumps(votes, sort_keys=True), consensus_label, uncertainty, now(), row),
+            )

@@ -1,0 +1,54 @@
+"""The LLM cache and ledger: responses by request hash, and every call with its tokens, $ and seconds."""
+
+from __future__ import annotations
+
+import json
+
+from autoannotator.store.database import Database, now
+
+USAGE_FIELDS = ("calls", "cache_hits", "failed", "prompt_tokens", "completion_tokens", "cost_usd", "seconds")
+
+
+class LLMLedger:
+    """The `llm_cache` and `llm_calls` tables."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def cache_get(self, key: str) -> dict | None:
+        """A cached LLM response by request hash."""
+        row = self.db.conn.execute("SELECT response FROM llm_cache WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row["response"])
+
+    def record_llm_call(
+        self, *, key: str, model: str, status: str, response: dict | None = None, prompt_tokens: int = 0,
+        completion_tokens: int = 0, latency_s: float = 0.0, cost_usd: float = 0.0, error: str | None = None,
+    ) -> None:  # fmt: skip
+        """Log one call in the ledger; a paid response is cached in the same transaction, so it is never paid twice."""
+        with self.db.transaction() as conn:
+            if status == "paid" and response is not None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO llm_cache(key, model, response, created_at) VALUES (?, ?, ?, ?)",
+                    (key, model, json.dumps(response), now()),
+                )
+            conn.execute(
+                "INSERT INTO llm_calls(key, model, status, prompt_tokens, completion_tokens, latency_s, cost_usd, error,"
+                " session, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, model, status, prompt_tokens, completion_tokens, latency_s, cost_usd, error, self.db.session, now()),
+            )
+
+    def llm_usage(self) -> dict[str, dict[str, float]]:
+        """Per model: paid calls, cache hits, failed attempts, tokens, $ and seconds, over every session."""
+        usage: dict[str, dict[str, float]] = {}
+        cursor = self.db.conn.execute(
+            "SELECT model, status, COUNT(*) AS n, SUM(prompt_tokens) AS pt, SUM(completion_tokens) AS ct,"
+            " SUM(cost_usd) AS cost, SUM(latency_s) AS secs FROM llm_calls GROUP BY model, status"
+        )
+        for r in cursor:
+            entry = usage.setdefault(r["model"], dict.fromkeys(USAGE_FIELDS, 0))
+            entry[{"paid": "calls", "cached": "cache_hits", "failed": "failed"}[r["status"]]] += r["n"]
+            entry["prompt_tokens"] += r["pt"] or 0
+            entry["completion_tokens"] += r["ct"] or 0
+            entry["cost_usd"] += r["cost"] or 0.0
+            entry["seconds"] += r["secs"] or 0.0
+        return usage

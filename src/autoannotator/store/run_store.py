@@ -1,0 +1,117 @@
+"""`RunStore`: the four parts of the run store over one connection, opened for one run."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from autoannotator.errors import AnnotatorError
+from autoannotator.store.database import SCHEMA_VERSION, STORE_FILE, Database
+from autoannotator.store.items import ItemTable
+from autoannotator.store.llm_ledger import LLMLedger
+from autoannotator.store.reviews import ReviewLog
+from autoannotator.store.versions import SpecialistVersions
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _forward(part: str, method: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[RunStore, P], R]:
+    """`RunStore.<name>(...)` calls `<part>.<name>(...)`: one connection, each concern in its own part."""
+
+    @functools.wraps(method)
+    def forwarded(self: RunStore, *args: P.args, **kwargs: P.kwargs) -> R:
+        return method(getattr(self, part), *args, **kwargs)
+
+    return forwarded
+
+
+class RunStore:
+    """A SQLite run store at `path`; open a run's store with `RunStore.open(run_dir, fingerprint)`.
+
+    Parts: `records` (items and provenance), `review_log` (reviews and leases), `llm` (LLM cache and
+    ledger), `versions` (specialist versions and rounds), all on `db`, the one connection.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = Database(path)
+        self.records = ItemTable(self.db)
+        self.review_log = ReviewLog(self.db)
+        self.llm = LLMLedger(self.db)
+        self.versions = SpecialistVersions(self.db)
+
+    @classmethod
+    def open(cls, run_dir: str | Path, fingerprint: dict) -> RunStore:
+        """Open or create the store; a store made for a different run (task, input, settings) is refused."""
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        store = cls(run_dir / STORE_FILE)
+        wanted = json.dumps(fingerprint, sort_keys=True)
+        existing = store.get_meta("fingerprint")
+        if existing is None:
+            with store.transaction():
+                store.set_meta("schema_version", SCHEMA_VERSION)
+                store.set_meta("fingerprint", wanted)
+        elif existing != wanted:
+            changed = sorted(k for k, v in json.loads(existing).items() if fingerprint.get(k) != v)
+            store.close()
+            raise AnnotatorError(
+                f"run directory {run_dir} holds a different run (changed: {', '.join(changed)}); "
+                "use another --run-dir or delete that one to start over"
+            )
+        return store
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
+    @property
+    def session(self) -> int | None:
+        return self.db.session
+
+    def fingerprint(self) -> dict:
+        return json.loads(self.get_meta("fingerprint") or "{}")
+
+    close = _forward("db", Database.close)
+    transaction = _forward("db", Database.transaction)
+    get_meta = _forward("db", Database.get_meta)
+    set_meta = _forward("db", Database.set_meta)
+    start_session = _forward("db", Database.start_session)
+    finish_session = _forward("db", Database.finish_session)
+
+    processed_rows = _forward("records", ItemTable.processed_rows)
+    save_items = _forward("records", ItemTable.save_items)
+    pending_review = _forward("records", ItemTable.pending_review)
+    item = _forward("records", ItemTable.item)
+    items = _forward("records", ItemTable.items)
+    count_by_state = _forward("records", ItemTable.count_by_state)
+    count_by_source = _forward("records", ItemTable.count_by_source)
+    unresolved_states = _forward("records", ItemTable.unresolved_states)
+    labeled_by_review = _forward("records", ItemTable.labeled_by_review)
+    unanimous_consensus = _forward("records", ItemTable.unanimous_consensus)
+    reroute = _forward("records", ItemTable.reroute)
+
+    save_reviews = _forward("review_log", ReviewLog.save_reviews)
+    log_review = _forward("review_log", ReviewLog.log_review)
+    reopen = _forward("review_log", ReviewLog.reopen)
+    reviews = _forward("review_log", ReviewLog.reviews)
+    lease_next = _forward("review_log", ReviewLog.lease_next)
+    lease_holder = _forward("review_log", ReviewLog.lease_holder)
+    release = _forward("review_log", ReviewLog.release)
+
+    cache_get = _forward("llm", LLMLedger.cache_get)
+    record_llm_call = _forward("llm", LLMLedger.record_llm_call)
+    llm_usage = _forward("llm", LLMLedger.llm_usage)
+
+    record_specialist = _forward("versions", SpecialistVersions.record_specialist)
+    next_version = _forward("versions", SpecialistVersions.next_version)
+    active_specialist = _forward("versions", SpecialistVersions.active_specialist)
+    specialist_versions = _forward("versions", SpecialistVersions.specialist_versions)
+    rollback = _forward("versions", SpecialistVersions.rollback)
+    commit_round = _forward("versions", SpecialistVersions.commit_round)
+    rounds = _forward("versions", SpecialistVersions.rounds)
