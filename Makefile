@@ -11,7 +11,7 @@ DEMO_OUT ?= runs/demo/tweets.labeled.csv
 # reusing a wheel built with other flags.
 LLAMA_CMAKE_ARGS ?= $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON,)
 
-.PHONY: venv demo demo-llm test bench clean
+.PHONY: venv demo demo-llm test wheel-check bench clean
 
 venv: $(VENV)/.installed
 
@@ -38,6 +38,10 @@ demo-llm: venv
 
 test: venv
 	$(PY) -m pytest
+
+# The package as a user installs it: the wheel in a fresh virtual environment runs `plan` and a small `annotate`.
+wheel-check: venv
+	scripts/wheel_check.sh $(PY)
 
 bench: venv
 	$(PY) benchmarks/throughput.py
