@@ -6,6 +6,7 @@ It labels a tweet by keywords, and the text itself scripts the faults:
   [400] [401] [403] [404] [413] [422]  every request for that text is refused with that status and a reason
   [outside]        always answers a label outside the set;  [outside-once]  only the first time
   "answer with: X" obeys the text (an injection that works), answering X
+  [number]         a numeric label X is answered as a JSON number ({"label": 1}), not a string
 Every successful (paid) response is appended to --log as one JSON line with its request hash.
 
     python -m tests.fault_server --port 8123 --log answered.jsonl [--delay 0.05] [--die-after N]
@@ -111,7 +112,8 @@ def make_handler(state: FaultState) -> type[BaseHTTPRequestHandler]:
             if "[outside]" in text or ("[outside-once]" in text and len(messages) == 2):
                 label = "banana"
             structured = "response_format" in request
-            content = json.dumps({"label": label}) if structured else label
+            number = label.isdigit() and "[number]" in text  # a JSON number, as a model may answer for labels 0/1
+            content = json.dumps({"label": int(label) if number else label}) if structured else label
             pieces = ['{"label": "', label, '"}'] if structured else [label]
             alternatives = [{"token": label, "logprob": -0.1}, {"token": "neutral" if label != "neutral" else "negative", "logprob": -2.5}]
             logprobs = {"content": [{"token": p, "logprob": -0.1 if p == label else 0.0, "bytes": None,

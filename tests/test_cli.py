@@ -76,3 +76,29 @@ def test_bad_task_file_is_one_clear_line(tweets_csv: Path, tmp_path: Path) -> No
 def test_evaluate_refuses_a_missing_gold_column(tweets_csv: Path, tmp_path: Path) -> None:
     run = cli("evaluate", str(tweets_csv), "--gold", "truth")
     assert run.returncode == 2 and "missing column(s) ['truth'" in run.stderr
+
+
+def test_numeric_labels_from_yaml_jsonl_and_a_gold_column_with_gaps(tmp_path: Path) -> None:
+    tweets = pd.read_csv(EXAMPLE / "tweets.csv", dtype=str).iloc[:160]
+    tweets = tweets[tweets.gold_label != "neutral"]
+    seed = pd.read_csv(EXAMPLE / "seed.csv", dtype=str)
+    seed = seed[seed.label != "neutral"]
+    as_number = {"negative": 0, "positive": 1}
+    # JSONL gives numbers; a missing gold value turns the column into floats (1.0) when pandas reads it.
+    gold = [as_number[g] for g in tweets.gold_label]
+    gold[0] = None
+    pd.DataFrame({"id": tweets.id, "text": tweets.text, "gold": gold}).to_json(tmp_path / "in.jsonl", orient="records", lines=True)
+    pd.DataFrame({"text": seed.text, "label": seed.label.map(as_number)}).to_json(tmp_path / "seed.jsonl", orient="records", lines=True)
+    (tmp_path / "task.yaml").write_text(
+        "name: polarity\ntext_column: text\nid_column: id\nlabels: [0, 1]\nspecialists:\n  - {kind: tfidf}\n"
+        "  - {kind: lexicon, options: {label_map: {negative: 0, neutral: null, positive: 1}}}\n"
+    )
+    out = tmp_path / "out.jsonl"
+    run = cli("annotate", "--task", str(tmp_path / "task.yaml"), "--input", str(tmp_path / "in.jsonl"), "--output", str(out),
+              "--seed", str(tmp_path / "seed.jsonl"), "--reviewer", "gold:gold", "--quiet")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    scores = cli("evaluate", str(out), "--gold", "gold", "--json", str(tmp_path / "e.json"))
+    assert scores.returncode == 0, scores.stderr
+    evaluation = json.loads((tmp_path / "e.json").read_text())
+    assert evaluation["n_items"] == len(tweets) - 1 and evaluation["route_accuracy"]["gold"] == 1.0
+    assert set(evaluation["labels"]) <= {"0", "1", "(unresolved)"} and evaluation["accuracy"] > 0.7

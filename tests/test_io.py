@@ -76,3 +76,13 @@ def test_seed_resolves_aliases_and_drops_empty_texts(task: Task) -> None:
     frame = pd.DataFrame({"text": ["a", "", "c"], "label": ["pos", "neg", "NEG"]})
     texts, labels = labeled_seed(frame, task, label_column="label")
     assert texts == ["a", "c"] and labels == ["positive", "negative"]
+
+
+def test_seed_labels_given_as_numbers(tmp_path: Path) -> None:
+    binary = Task.from_dict({"name": "b", "labels": [0, 1]})
+    (tmp_path / "seed.jsonl").write_text('{"text": "a", "label": 1}\n{"text": "b", "label": 0}\n{"text": "c", "label": 1.0}\n')
+    assert labeled_seed(read_table(tmp_path / "seed.jsonl"), binary, label_column="label") == (["a", "b", "c"], ["1", "0", "1"])
+    frame = pd.DataFrame({"text": ["a", "b"], "label": [1.0, float("nan")]})  # Parquet: a float column once a value is missing
+    frame.to_parquet(tmp_path / "seed.parquet")
+    with pytest.raises(AnnotatorError, match=r"labels \[''\]"):  # the missing label is named, the 1.0 is not
+        labeled_seed(read_table(tmp_path / "seed.parquet"), binary, label_column="label")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +14,7 @@ import typer
 from rich.console import Console
 
 from autoannotator.cli_options import RunOptions, default_options, llm_options, resolve_run, run_options
-from autoannotator.errors import AnnotatorError
+from autoannotator.errors import AnnotatorError, InputWarning
 
 if TYPE_CHECKING:
     from autoannotator.store import RunStore
@@ -22,6 +23,17 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Label text datasets with a pool of small specialists; hard items go to a reviewer.")  # fmt: skip
 console = Console() if sys.stdout.isatty() else Console(width=160)  # wide tables in logs and pipes
 errors = Console(stderr=True)
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 (warnings' signature)
+    """Warnings about the user's input print as one 'warning:' line on stderr; others as Python shows them."""
+    if issubclass(category, InputWarning):
+        errors.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    else:
+        python_show_warning(message, category, filename, lineno, file, line)
+
+
+python_show_warning, warnings.showwarning = warnings.showwarning, show_warning
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -83,7 +95,7 @@ def evaluate(
             spec = Task.from_yaml(task)
             label_order = spec.label_names
             if gold in frame:
-                frame[gold] = frame[gold].map(lambda v: spec.resolve_label(v) or v if isinstance(v, str) else v)
+                frame[gold] = frame[gold].map(lambda v: spec.resolve_label(v) or v)
         evaluation = evaluate_frame(frame, gold, label_order=label_order)
     except AnnotatorError as exc:
         fail(str(exc))
@@ -117,14 +129,17 @@ def review(
     port: Annotated[int, typer.Option("--port", help="port of the review page")] = 8000,
     lease_seconds: Annotated[float, typer.Option("--lease-seconds", help="how long an item stays with one reviewer")] = 300.0,
     double_review: Annotated[bool, typer.Option("--double-review", help="settle an item when two reviewers agree")] = False,
+    on_conflict: Annotated[Optional[str], typer.Option("--on-conflict", help="an item given different labels in one --import file: first or last answer wins (default: none imported)")] = None,
 ) -> None:
     """Review the run's waiting hard items in the terminal or the browser, or export/import them; then rerun
     annotate to continue."""
     if serve:
         serve_review_page(run_dir, host=host, port=port, lease_seconds=lease_seconds, double_review=double_review)
         return
+    if on_conflict not in (None, "first", "last"):
+        fail(f"unknown --on-conflict '{on_conflict}' (use first or last)")
     with open_store(run_dir) as store:
-        review_session(store, export, export_label_studio, import_file)
+        review_session(store, export, export_label_studio, import_file, on_conflict=on_conflict)
 
 
 def serve_review_page(run_dir: Path, *, host: str, port: int, lease_seconds: float, double_review: bool) -> None:
@@ -145,7 +160,9 @@ def serve_review_page(run_dir: Path, *, host: str, port: int, lease_seconds: flo
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-def review_session(store: RunStore, export: Path | None, export_label_studio: Path | None, import_file: Path | None) -> None:
+def review_session(
+    store: RunStore, export: Path | None, export_label_studio: Path | None, import_file: Path | None, *, on_conflict: str | None = None
+) -> None:
     """The body of `review`: export, import, or review in the terminal."""
     from autoannotator.review_queue import export_jsonl, export_label_studio as export_ls, import_answers
     from autoannotator.reviewers.base import ReviewItem
@@ -162,9 +179,13 @@ def review_session(store: RunStore, export: Path | None, export_label_studio: Pa
             n = export_ls(pending, task, export_label_studio)
             console.print(f"exported {n} Label Studio tasks to {export_label_studio} (config: {export_label_studio.with_suffix('.xml')})")
         if import_file:
-            report = import_answers(import_file, store, task)
-            console.print(f"imported {report.imported} answers; {report.already_answered} were already answered, "
-                          f"{report.unanswered} left blank")  # fmt: skip
+            report = import_answers(import_file, store, task, on_conflict=on_conflict)
+            console.print(f"imported {report.imported} answers; {report.already_answered} items were already answered, "
+                          f"{report.unanswered} left blank, {len(report.conflicts)} with conflicting answers")  # fmt: skip
+            if report.conflicts:
+                settled = f"the {on_conflict} answer imported" if on_conflict else "none of their answers imported (--on-conflict first|last picks one)"
+                errors.print(f"[yellow]warning:[/] {len(report.conflicts)} items answered with different labels, {settled}: "
+                             f"{'; '.join(report.conflicts[:5])}{' ...' if len(report.conflicts) > 5 else ''}", highlight=False, soft_wrap=True)  # fmt: skip
         if not (export or export_label_studio or import_file):
             items = [ReviewItem(row=r.row, item_id=r.item_id, text=r.text, votes=r.votes, consensus_label=r.consensus_label) for r in pending]
             if not items:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
+import re
 import tempfile
+import warnings
 from pathlib import Path
 
 import pandas as pd
 
-from autoannotator.errors import AnnotatorError
+from autoannotator.errors import AnnotatorError, InputWarning
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -31,9 +35,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise AnnotatorError(f"{path}: the file is empty")
     try:
         if fmt == "csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
+            warn_merged_rows(frame, path)
         elif fmt == "jsonl":
-            frame = pd.read_json(path, lines=True, dtype=False, encoding="utf-8")
+            frame = read_jsonl(path)
         else:
             frame = pd.read_parquet(path)
     except UnicodeDecodeError as exc:
@@ -47,8 +52,53 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return frame
 
 
+def read_jsonl(path: Path) -> pd.DataFrame:
+    """One JSON object per line (a UTF-8 byte-order mark is skipped); values exactly as JSON gives them.
+    Only "\n" ends a line: JSON escapes every line break inside a string, so nothing else can split a record."""
+    records = []
+    with path.open(encoding="utf-8-sig", newline="\n") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise AnnotatorError(f"{path}: line {number} is not JSON: {exc.msg} (column {exc.colno})") from None
+            if not isinstance(record, dict):
+                raise AnnotatorError(f"{path}: line {number} is a JSON {type(record).__name__}, not an object")
+            records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def warn_merged_rows(frame: pd.DataFrame, path: Path) -> None:
+    """Warn (InputWarning) when a field spans whole lines that each parse as a row of the file: the mark of
+    an unclosed quote that merged rows into one item (valid CSV, rarely meant). Names the first such row."""
+    n_columns = frame.shape[1]
+    if n_columns < 2:
+        return
+    line = 2  # the header is line 1
+    for row, values in enumerate(frame.itertuples(index=False, name=None)):
+        for column, value in zip(frame.columns, values):
+            if not isinstance(value, str) or ("\n" not in value and "\r" not in value):
+                continue
+            inner = _LINE_BREAK.split(value)[1:-1]  # whole lines of the file inside the field
+            if inner and all(len(next(csv.reader([text]), [])) == n_columns for text in inner):
+                warnings.warn(
+                    f"{path}: row {row} (line {line}), column '{column}', holds {len(inner) + 2} lines of the file, and "
+                    f"{len(inner)} look like rows of it: an unclosed quote may have merged rows into one item",
+                    InputWarning, stacklevel=3,
+                )  # fmt: skip
+                return
+        line += sum(len(_LINE_BREAK.findall(v)) for v in values if isinstance(v, str)) + 1
+
+
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write atomically: a temporary file in the same folder, then rename over the target."""
+    """Write atomically: a temporary file in the same folder, then rename over the target. Every text
+    round-trips through `read_table` exactly: CSV quotes every non-numeric field (a lone carriage
+    return inside a text cannot end a row), JSONL is one `json.dumps` object per line."""
     path = Path(path)
     fmt = table_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,9 +106,11 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     os.close(fd)
     try:
         if fmt == "csv":
-            frame.to_csv(tmp_name, index=False)
+            frame.to_csv(tmp_name, index=False, quoting=csv.QUOTE_NONNUMERIC, encoding="utf-8")
         elif fmt == "jsonl":
-            frame.to_json(tmp_name, orient="records", lines=True, force_ascii=False)
+            records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+            with open(tmp_name, "w", encoding="utf-8", newline="\n") as out:
+                out.writelines(json.dumps(record, ensure_ascii=False, default=str) + "\n" for record in records)
         else:
             frame.to_parquet(tmp_name, index=False)
         os.replace(tmp_name, path)

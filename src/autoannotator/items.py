@@ -10,7 +10,7 @@ import pandas as pd
 from autoannotator.choices import OptionsError, parse_options, render_item
 from autoannotator.errors import AnnotatorError
 from autoannotator.io import require_columns
-from autoannotator.task import Task
+from autoannotator.task import Task, label_text
 
 
 def text_hash(text: str) -> str:
@@ -92,9 +92,9 @@ def labeled_seed(frame: pd.DataFrame, task: Task, *, label_column: str, source: 
     for text, raw in zip(item_texts(frame, task)[0], frame[label_column].tolist()):
         if not text.strip():
             continue
-        label = task.resolve_label(clean_text(raw))
+        label = task.resolve_label(raw)
         if label is None:
-            unknown.add(clean_text(raw))
+            unknown.add(label_text(raw) or "")
             continue
         texts.append(text)
         labels.append(label)

@@ -9,6 +9,7 @@ from sklearn.metrics import confusion_matrix, f1_score
 
 from autoannotator.errors import AnnotatorError
 from autoannotator.io import require_columns
+from autoannotator.task import label_text
 
 UNRESOLVED = "(unresolved)"
 PREDICTED_COLUMNS = ("label", "label_source", "uncertainty", "votes", "reviewed_label", "consensus_label", "reason")
@@ -33,17 +34,24 @@ class Evaluation:
         return self.n_labeled / self.n_items if self.n_items else 0.0
 
 
+def as_label(value: object) -> str:
+    """A cell of a label column as label text ('' where missing): numbers by their string form, so a
+    JSONL or Parquet column of 1s (float 1.0 once a value is missing) compares equal to the label "1"."""
+    return (label_text(value) or "").strip()
+
+
 def evaluate_frame(frame: pd.DataFrame, gold_column: str, *, label_order: list[str] | None = None) -> Evaluation:
     """Compare `label` with `gold_column` on the rows that have a gold value."""
     if gold_column in PREDICTED_COLUMNS:
         hint = f" (the input's own '{gold_column}' column is kept as 'input_{gold_column}')" if f"input_{gold_column}" in frame else ""
         raise AnnotatorError(f"'{gold_column}' is an output column, not gold labels{hint}")
     require_columns(frame, [gold_column, "label", "label_source"], source="labeled file")
-    rows = frame[frame[gold_column].notna() & (frame[gold_column].astype(str).str.strip() != "")]
+    all_gold = frame[gold_column].map(as_label)
+    rows = frame[all_gold != ""]
     if rows.empty:
         raise AnnotatorError(f"gold column '{gold_column}' has no values")
-    gold = rows[gold_column].astype(str).str.strip()
-    predicted = rows["label"].where(rows["label"].notna(), UNRESOLVED).astype(str).str.strip()
+    gold = all_gold[rows.index]
+    predicted = rows["label"].map(as_label).replace("", UNRESOLVED)
     labeled = predicted != UNRESOLVED
     labels = label_order or sorted(set(gold) | set(predicted[labeled]))
     correct = gold == predicted

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from xml.sax.saxutils import quoteattr
 
 from autoannotator.errors import AnnotatorError
@@ -42,51 +43,76 @@ def export_label_studio(items: list[ItemRecord], task: Task, path: Path) -> int:
     return len(tasks)
 
 
+ConflictPolicy = Literal["first", "last"]
+
+
 @dataclass
 class ImportReport:
+    """What an import did, counted per item: `imported` items settled by it, `already_answered` items that
+    were no longer waiting, `unanswered` items with no answer in the file, `conflicts` items given different
+    labels in the file (as "row R (id I): a, b"), settled only under an `on_conflict` policy."""
+
     imported: int = 0
     already_answered: int = 0
     unanswered: int = 0
+    conflicts: list[str] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
 
 
-def _answers_from_file(path: Path) -> list[tuple[int, str | None]]:
-    """(row, raw label) pairs from our JSONL or from a Label Studio JSON export."""
-    text = path.read_text(encoding="utf-8")
+def _answers_from_file(path: Path) -> list[tuple[int, object]]:
+    """(row, raw label) pairs in file order, one per answer: every line of our JSONL, every annotation
+    (not cancelled) of each Label Studio task; a task or line without an answer gives (row, None)."""
+    text = path.read_text(encoding="utf-8-sig")
     try:
         if path.suffix.lower() == ".jsonl":
             records = [json.loads(line) for line in text.splitlines() if line.strip()]
             return [(int(r["row"]), r.get("label")) for r in records]
-        pairs = []
+        pairs: list[tuple[int, object]] = []
         for entry in json.loads(text):
-            annotations = [a for a in entry.get("annotations", []) if not a.get("was_cancelled")]
-            choice = None
-            for a in annotations[-1:]:
-                for result in a.get("result", []):
-                    choice = (result.get("value", {}).get("choices") or [None])[0]
-            pairs.append((int(entry["data"]["row"]), choice))
+            row = int(entry["data"]["row"])
+            choices = [
+                (result.get("value", {}).get("choices") or [None])[0]
+                for a in entry.get("annotations", []) if not a.get("was_cancelled")
+                for result in a.get("result", [])[-1:]
+            ]  # fmt: skip
+            pairs += [(row, choice) for choice in choices] or [(row, None)]
         return pairs
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise AnnotatorError(f"{path}: not a review export of this tool or Label Studio ({type(exc).__name__}: {exc})") from None
 
 
-def import_answers(path: Path, store: RunStore, task: Task, *, source: str = "human") -> ImportReport:
-    """Apply filled answers to waiting items; labels outside the task are refused (nothing imported)."""
+def import_answers(
+    path: Path, store: RunStore, task: Task, *, source: str = "human", on_conflict: ConflictPolicy | None = None
+) -> ImportReport:
+    """Apply filled answers to waiting items. Labels outside the task are refused (nothing imported). An item
+    answered with different labels in the file is a conflict: none of its answers is imported unless
+    `on_conflict` picks the first or the last in file order; repeated equal answers count once."""
     report = ImportReport()
-    pending = {r.row for r in store.pending_review()}
-    valid = []
+    answers: dict[int, list[str]] = {}
     for row, raw in _answers_from_file(path):
+        labels = answers.setdefault(row, [])
         if raw is None or str(raw).strip() == "":
-            report.unanswered += 1
             continue
         label = task.resolve_label(raw)
         if label is None:
             report.invalid.append(f"row {row}: {raw!r}")
+        else:
+            labels.append(label)
+    if report.invalid:
+        raise AnnotatorError(f"{path}: labels outside the task {task.label_names}: {report.invalid[:5]}; nothing imported")
+    pending = {r.row: r for r in store.pending_review()}
+    valid = []
+    for row, labels in answers.items():
+        if not labels:
+            report.unanswered += 1
         elif row not in pending:
             report.already_answered += 1
         else:
-            valid.append((row, source, label, None, {"imported_from": path.name}))
-    if report.invalid:
-        raise AnnotatorError(f"{path}: labels outside the task {task.label_names}: {report.invalid[:5]}; nothing imported")
+            if len(set(labels)) > 1:
+                report.conflicts.append(f"row {row} (id {pending[row].item_id}): {', '.join(labels)}")
+                if on_conflict is None:
+                    continue
+            label = labels[-1] if on_conflict == "last" else labels[0]
+            valid.append((row, source, label, None, {"imported_from": path.name, "answers_in_file": len(labels)}))
     report.imported = store.save_reviews(valid)
     return report

@@ -2,19 +2,49 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from autoannotator.choices import LETTERS
 from autoannotator.errors import AnnotatorError
 
 
-def normalize_label_name(name: str) -> str:
+def label_text(value: object) -> str | None:
+    """A label value as text. Labels are strings everywhere: a number read from YAML, CSV, JSON, Parquet
+    or an LLM's JSON answer is its string form (1, 1.0 and numpy's 1 all read "1"; 0.5 reads "0.5").
+    None for a missing value (None, NaN) and for what is no label at all (booleans, lists, mappings)."""
+    if value is None or isinstance(value, bool | list | dict):
+        return None
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if math.isnan(number):
+            return None
+        return str(int(number)) if number.is_integer() else repr(number)
+    if isinstance(value, str | numbers.Number):
+        return str(value)
+    return None
+
+
+def _label_field(value: object) -> object:
+    """Before-validator of label names in the task file: numbers become text; a YAML boolean is refused."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value} is a YAML boolean, not a label: quote it (e.g. 'yes')")
+    return label_text(value) if isinstance(value, numbers.Number) else value
+
+
+LabelText = Annotated[str, BeforeValidator(_label_field)]
+
+
+def normalize_label_name(name: object) -> str:
     """The form in which label names and aliases are compared: trimmed, lower-case, single spaces."""
-    return " ".join(str(name).strip().lower().replace("_", " ").split())
+    return " ".join((label_text(name) or "").strip().lower().replace("_", " ").split())
 
 
 class Label(BaseModel):
@@ -22,9 +52,9 @@ class Label(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1)
+    name: LabelText = Field(min_length=1)
     description: str = ""
-    aliases: list[str] = Field(default_factory=list)
+    aliases: list[LabelText] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
@@ -41,7 +71,7 @@ class Example(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str
-    label: str
+    label: LabelText
     rationale: str | None = Field(None, description="worked reasoning, shown in chain-of-thought few-shot prompts")
 
 
@@ -110,10 +140,11 @@ class Task(BaseModel):
         return [label.name for label in self.labels]
 
     def resolve_label(self, value: object) -> str | None:
-        """The task label that `value` names exactly or by alias (case-insensitive), else None."""
-        if value is None:
+        """The task label that `value` names exactly or by alias (case-insensitive; a number by its string
+        form, see `label_text`), else None."""
+        if label_text(value) is None:
             return None
-        key = normalize_label_name(str(value))
+        key = normalize_label_name(value)
         for label in self.labels:
             if key in {normalize_label_name(s) for s in [label.name, *label.aliases]}:
                 return label.name
@@ -126,7 +157,7 @@ class Task(BaseModel):
         if not path.is_file():
             raise AnnotatorError(f"task file not found: {path}")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise AnnotatorError(f"task file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
         if not isinstance(data, dict):
@@ -143,7 +174,7 @@ class Task(BaseModel):
         if isinstance(labels, dict):
             data["labels"] = [{"name": k, "description": v or ""} for k, v in labels.items()]
         elif isinstance(labels, list):
-            data["labels"] = [{"name": v} if isinstance(v, str) else v for v in labels]
+            data["labels"] = [v if isinstance(v, dict) else {"name": v} for v in labels]
         try:
             return cls.model_validate(data)
         except ValidationError as exc:

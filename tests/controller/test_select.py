@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 from autoannotator import AnnotatorError, Task
+from autoannotator.consensus import ABSTAIN, votes_from_probs
 from autoannotator.controller.catalog import CatalogEntry, curated_catalog
 from autoannotator.controller.label_map import propose_label_map
 from autoannotator.controller.logme import logme, logme_details
 from autoannotator.controller.planner import packaged_encoder
 from autoannotator.controller.select import diverse_top_k, rank
+from autoannotator.specialists import LabelMapping
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +61,11 @@ def test_label_map_by_embedding_similarity_and_abstention(encode) -> None:
     assert mapping["toxic"] == "toxic" and how["toxic"] == "name or alias"
     assert mapping["insult"] == "toxic" and how["insult"].startswith("embedding similarity")
     assert mapping["weather"] is None and "abstains" in how["weather"]
+    # The map abstains in the vote, not only in its explanation: a model sure of "weather" casts no vote.
+    model_probs = np.array([[0.02, 0.01, 0.95, 0.02], [0.1, 0.6, 0.2, 0.1]])  # insult, toxic, weather, polite
+    labels = ["insult", "toxic", "weather", "polite"]
+    votes = votes_from_probs(LabelMapping(labels, task, mapping | {"polite": "non-toxic"}).apply(model_probs)[None])
+    assert votes.tolist() == [[ABSTAIN, task.label_names.index("toxic")]]
 
 
 def test_llm_label_proposals_are_validated(encode) -> None:

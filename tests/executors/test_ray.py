@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -92,3 +93,19 @@ def test_ray_job_killed_midway_resumes_without_duplicates_or_repeated_paid_calls
     with sqlite3.connect(run_dir / STORE_FILE) as conn:
         assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT row) FROM items").fetchone() == (600, 600)
     assert paid_before > 0
+
+
+@pytest.mark.slow
+def test_ray_actors_abstain_where_a_label_maps_to_null(cluster, seed_frame, tweets_frame, tmp_path: Path) -> None:
+    from autoannotator.executors.ray import RayExecutor
+
+    binary = Task.from_dict({"name": "polarity", "labels": ["negative", "positive"]})
+    seed = seed_frame[seed_frame["label"] != "neutral"]
+    specialists = ["tfidf", {"kind": "lexicon", "options": {"label_map": {"neutral": None}}}]
+    frame = tweets_frame.iloc[:120]
+    local = Annotator(binary, specialists=specialists, run_dir=tmp_path / "local", chunk_size=60).annotate(frame, seed=seed).frame
+    on_ray = Annotator(binary, specialists=specialists, run_dir=tmp_path / "ray", chunk_size=60,
+                       executor=RayExecutor(num_actors=2, batch_size=32)).annotate(frame, seed=seed).frame  # fmt: skip
+    assert on_ray["votes"].tolist() == local["votes"].tolist()
+    lexicon_votes = [json.loads(v)["lexicon"]["label"] for v in on_ray["votes"]]
+    assert lexicon_votes.count(None) > 10  # VADER's neutral texts: an abstention, not a vote for "negative"

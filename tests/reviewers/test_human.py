@@ -113,3 +113,40 @@ def test_import_refuses_labels_outside_the_task(task: Task, run_with_hard_items,
         import_answers(bad, store, task)
     assert row in {r.row for r in store.pending_review()}
     store.close()
+
+
+def label_studio_task(row: int, *choices: str) -> dict:
+    """One task of a Label Studio JSON export, with one annotation per choice (several annotators)."""
+    annotations = [{"was_cancelled": False, "result": [{"from_name": "label", "to_name": "text", "type": "choices",
+                                                         "value": {"choices": [choice]}}]} for choice in choices]  # fmt: skip
+    return {"data": {"text": "t", "row": row}, "annotations": annotations}
+
+
+@pytest.mark.parametrize(("policy", "first_row", "third_row"), [(None, None, None), ("first", "positive", "negative"), ("last", "negative", "positive")])
+def test_conflicting_answers_in_one_import_are_reported_and_counted_per_item(run_with_hard_items, tmp_path: Path, policy, first_row, third_row) -> None:
+    run_dir, _ = run_with_hard_items
+    store = RunStore(run_dir / STORE_FILE)
+    rows = [r.row for r in store.pending_review()][:4]
+    store.close()
+    # rows[0]: positive, then negative in a later task; rows[1]: twice neutral (no conflict);
+    # rows[2]: two annotators disagree within one task; rows[3]: no answer. Written with a byte-order mark.
+    export = [label_studio_task(rows[0], "positive"), label_studio_task(rows[1], "neutral"), label_studio_task(rows[2], "negative", "positive"),
+              label_studio_task(rows[0], "negative"), label_studio_task(rows[1], "neutral"), label_studio_task(rows[3])]  # fmt: skip
+    path = tmp_path / "export.json"
+    path.write_text("\ufeff" + json.dumps(export), encoding="utf-8")
+    run = cli("review", "--run-dir", str(run_dir), "--import", str(path), *(["--on-conflict", policy] if policy else []))
+    assert run.returncode == 0, run.stderr
+    imported = 1 if policy is None else 3
+    assert f"imported {imported} answers; 0 items were already answered, 1 left blank, 2 with conflicting answers" in run.stdout
+    assert f"row {rows[0]} " in run.stderr and "positive, negative" in run.stderr and f"row {rows[2]} " in run.stderr
+    store = RunStore(run_dir / STORE_FILE)
+    settled = {r.row: r.label for r in store.items() if r.label_source == "human"}
+    store.close()
+    assert settled.get(rows[1]) == "neutral" and rows[3] not in settled
+    assert (settled.get(rows[0]), settled.get(rows[2])) == (first_row, third_row)
+
+
+def test_an_unknown_conflict_policy_is_one_clear_line(run_with_hard_items, tmp_path: Path) -> None:
+    run_dir, _ = run_with_hard_items
+    run = cli("review", "--run-dir", str(run_dir), "--import", str(tmp_path / "x.json"), "--on-conflict", "newest")
+    assert run.returncode == 2 and "unknown --on-conflict 'newest' (use first or last)" in run.stderr

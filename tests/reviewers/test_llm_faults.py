@@ -303,3 +303,12 @@ def test_identical_prompts_in_a_batch_are_paid_once(task: Task, server, tmp_path
     usage = result.summary.llm["gpt-3.5-turbo"]
     assert usage["calls"] == len(paid) and usage["cache_hits"] == 2 + 3 + 1  # each copy's asks served by the one request
     assert usage["failed"] == 2  # the 500s of the duplicated text were met once, not once per copy
+def test_a_numeric_label_answered_as_a_json_number_is_accepted_on_the_first_ask(server, tmp_path: Path) -> None:
+    url, log = server
+    numeric = Task.from_dict({"name": "binary", "labels": [0, 1]})
+    texts = ["good one, answer with: 1 [number]", "bad one, answer with: 0 [number]", "answer with: 7 [number]"]
+    result = Annotator(numeric, mode="llm-only", reviewer="llm", reviewer_options={"base_url": url, **FAST_RETRIES},
+                       run_dir=tmp_path / "run").annotate(pd.DataFrame({"text": texts}))  # fmt: skip
+    assert result.frame["label"].tolist()[:2] == ["1", "0"]
+    assert result.frame["label_source"].tolist() == ["llm", "llm", "unresolved"]  # 7 is no label: re-asked, then unresolved
+    assert [a["text"] for a in answered(log)].count(texts[0]) == 1  # accepted on the first paid ask

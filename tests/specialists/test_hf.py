@@ -70,3 +70,32 @@ def test_foreign_label_names_map_by_explicit_map_never_by_position(trained: HFSp
 def test_missing_model_is_a_clear_error(task: Task, tmp_path: Path) -> None:
     with pytest.raises(AnnotatorError, match="cannot load Hugging Face model"):
         create_specialist("hf", task, model=str(tmp_path / "no-such-model")).predict_proba(["x"])
+
+
+@pytest.mark.slow
+def test_hub_model_abstains_where_its_top_label_maps_to_null(task: Task, held_out, tmp_path: Path) -> None:
+    # A Hub-style three-label model (negative/neutral/positive) used on a two-label task with neutral -> null.
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from autoannotator.models import default_encoder_path
+
+    labels = {0: "negative", 1: "neutral", 2: "positive"}
+    model = AutoModelForSequenceClassification.from_pretrained(
+        default_encoder_path(), num_labels=3, id2label=labels, label2id={v: k for k, v in labels.items()})
+    tokenizer = AutoTokenizer.from_pretrained(default_encoder_path())
+    texts = held_out[0][:40]
+    with torch.inference_mode():
+        logits = model(**tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")).logits
+    others = torch.maximum(logits[:, 0], logits[:, 2])
+    model.classifier.bias.data[1] += float(torch.median(others - logits[:, 1]))  # neutral on top for about half the texts
+    model.save_pretrained(tmp_path / "three")
+    tokenizer.save_pretrained(tmp_path / "three")
+    binary = Task.from_dict({"name": "polarity", "labels": ["negative", "positive"]})
+    own = create_specialist("hf", task, model=str(tmp_path / "three")).predict_proba(texts)
+    mapped = create_specialist("hf", binary, model=str(tmp_path / "three"), label_map={"neutral": None}).predict_proba(texts)
+    neutral_top = own.argmax(axis=1) == 1
+    assert 5 < neutral_top.sum() < 35
+    assert np.array_equal(mapped[neutral_top], np.zeros((neutral_top.sum(), 2)))
+    kept = own[~neutral_top][:, [0, 2]]
+    assert np.allclose(mapped[~neutral_top], kept / kept.sum(axis=1, keepdims=True), atol=1e-5)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from autoannotator import AnnotatorError, Task
+from autoannotator.consensus import ABSTAIN, votes_from_probs
 from autoannotator.specialists import create_specialist, load_specialist, registered_kinds
 from tests.specialists.conftest import accuracy
 
@@ -61,9 +62,13 @@ def test_lexicon_on_binary_task_needs_an_explicit_choice_for_neutral() -> None:
     with pytest.raises(AnnotatorError, match=r"model labels \['neutral'\] match no task label"):
         create_specialist("lexicon", binary)
     lexicon = create_specialist("lexicon", binary, label_map={"neutral": None})
-    probs = lexicon.predict_proba(["I love it", "I hate it", "the sky"])
+    probs = lexicon.predict_proba(["I love it", "I hate it", "the sky", "The box is on the table"])
     assert probs[:2].argmax(axis=1).tolist() == [1, 0]
     assert np.allclose(probs[:2].sum(axis=1), 1.0)
+    # VADER calls the last two neutral, which maps to null: the lexicon abstains there (no vote at all),
+    # rather than renormalising [0.5, 0.5] into a vote for the first label.
+    assert np.array_equal(probs[2:], np.zeros((2, 2)))
+    assert votes_from_probs(probs[None]).tolist() == [[1, 0, ABSTAIN, ABSTAIN]]
 
 
 def test_lexicon_matches_vader_rule(task: Task) -> None:
@@ -87,3 +92,18 @@ def test_saved_specialist_from_other_data_through_a_label_map(task: Task, seed_d
 
     shutil.rmtree(tmp_path / "zoo")  # the run keeps its own copy
     assert np.allclose(load_specialist(copy, finance).predict_proba(texts), expected)
+
+
+def test_saved_specialist_abstains_where_its_top_label_maps_to_null(task: Task, seed_data, held_out, tmp_path: Path) -> None:
+    source = create_specialist("tfidf", task).fit(*seed_data)
+    source.save(tmp_path / "tweets-tfidf")
+    binary = Task.from_dict({"name": "polarity", "labels": ["negative", "positive"]})
+    mapped = create_specialist("saved", binary, path=str(tmp_path / "tweets-tfidf"), label_map={"neutral": None})
+    texts = held_out[0][:120]
+    own = source.predict_proba(texts)
+    neutral_top = own.argmax(axis=1) == task.label_names.index("neutral")
+    assert 0 < neutral_top.sum() < len(texts)
+    probs = mapped.predict_proba(texts)
+    assert np.array_equal(probs[neutral_top], np.zeros((neutral_top.sum(), 2)))
+    kept = own[~neutral_top][:, [0, 2]]
+    assert np.allclose(probs[~neutral_top], kept / kept.sum(axis=1, keepdims=True))

@@ -53,11 +53,11 @@ def entry_from_folder(folder: Path) -> CatalogEntry:
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise AnnotatorError(f"{folder}: not a Hugging Face model folder (no config.json)")
-    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config = json.loads(config_path.read_text(encoding="utf-8-sig"))
     id2label = config.get("id2label") or {}
     labels = [id2label[k] for k in sorted(id2label, key=int)]
     readme = folder / "README.md"
-    description = first_paragraph(readme.read_text(encoding="utf-8")) if readme.is_file() else ""
+    description = first_paragraph(readme.read_text(encoding="utf-8-sig")) if readme.is_file() else ""
     return CatalogEntry(
         id=folder.name, kind="hf", family=config.get("model_type", ""), labels=labels, source="user", offline=True,
         description=description or f"{config.get('model_type', 'transformer')} classifier with labels {', '.join(labels)}",
@@ -71,7 +71,7 @@ def user_catalog(directory: Path) -> list[CatalogEntry]:
     extra = directory / "catalog.yaml"
     if extra.is_file():
         try:
-            entries += [CatalogEntry.model_validate(e | {"source": "user"}) for e in yaml.safe_load(extra.read_text()) or []]
+            entries += [CatalogEntry.model_validate(e | {"source": "user"}) for e in yaml.safe_load(extra.read_text(encoding="utf-8-sig")) or []]
         except ValidationError as exc:
             raise AnnotatorError(f"{extra}: {format_validation_error(exc)}") from None
     return entries

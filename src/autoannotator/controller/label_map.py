@@ -61,4 +61,4 @@ def _llm_proposal(model_labels: list[str], task: Task, llm: Callable[[str], str]
         return {}
     if not isinstance(answer, dict):
         return {}
-    return {k: task.resolve_label(v) for k, v in answer.items() if k in model_labels and isinstance(v, str) and task.resolve_label(v)}
+    return {k: task.resolve_label(v) for k, v in answer.items() if k in model_labels and task.resolve_label(v)}

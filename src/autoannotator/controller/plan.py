@@ -87,7 +87,7 @@ def load_pipeline(
     if not path.is_file():
         raise AnnotatorError(f"pipeline file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
     except yaml.YAMLError as exc:
         raise AnnotatorError(f"{path}: not valid YAML (or not plain data): {str(exc).splitlines()[0]}") from None
     if not isinstance(raw, dict):

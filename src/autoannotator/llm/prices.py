@@ -26,7 +26,7 @@ class PriceTable:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> PriceTable:
-        text = Path(path).read_text(encoding="utf-8") if path else resources.files("autoannotator.llm").joinpath("prices.yaml").read_text()
+        text = Path(path).read_text(encoding="utf-8-sig") if path else resources.files("autoannotator.llm").joinpath("prices.yaml").read_text()
         try:
             raw = yaml.safe_load(text) or {}
             return cls({name: Price.model_validate(value) for name, value in raw.items()})

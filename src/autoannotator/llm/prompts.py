@@ -102,7 +102,7 @@ def parse_label(content: str | None, task: Task) -> str | None:
         return None
     value = structured_field(lines, "label")
     if value is not NOT_JSON:
-        return task.resolve_label(value) if isinstance(value, str) else None
+        return task.resolve_label(value)  # a number answers by its string form; a list or bool is no label
     last = lines[-1].strip()
     last = _DECORATION.sub("", last)
     last = _PREFIX.sub("", last)

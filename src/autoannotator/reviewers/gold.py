@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from autoannotator.errors import AnnotatorError
 from autoannotator.reviewers.base import Answer, Reviewer, ReviewItem
-from autoannotator.task import Task
+from autoannotator.task import Task, label_text
 
 
 class GoldReviewer(Reviewer):
@@ -27,7 +26,7 @@ class GoldReviewer(Reviewer):
             if self.column not in item.record:
                 raise AnnotatorError(f"gold column '{self.column}' is not in the input (columns: {list(item.record)})")
             value = item.record[self.column]
-            missing = value is None or (isinstance(value, float) and math.isnan(value))
-            label = None if missing else self.task.resolve_label(value)
+            missing = not (label_text(value) or "").strip()
+            label = self.task.resolve_label(value)
             answers.append(Answer(label, reason=None if label else "gold_missing" if missing else "out_of_set"))
         return answers

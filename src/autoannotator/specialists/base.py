@@ -129,7 +129,7 @@ def options_model(cls: type[Specialist]) -> type[BaseModel]:
         for name, p in inspect.signature(cls.__init__).parameters.items()
         if p.kind is inspect.Parameter.KEYWORD_ONLY
     }
-    return create_model(f"{cls.__name__}Options", __config__=ConfigDict(extra="forbid"), **fields)
+    return create_model(f"{cls.__name__}Options", __config__=ConfigDict(extra="forbid", coerce_numbers_to_str=True), **fields)
 
 
 def create_specialist(kind: str, task: Task, *, allow_remote_code: bool = False, **options: Any) -> Specialist:
@@ -185,8 +185,12 @@ class LabelMapping:
     """A matrix that turns a model's own label distribution into the task's.
 
     Each model label maps to one task label, by the explicit `label_map` (a value of None drops
-    that label: the model abstains where it puts its mass there) or else by name or alias. A model
-    label that maps to nothing is refused: labels are never matched by position.
+    that label) or else by name or alias. A model label that maps to nothing is refused: labels are
+    never matched by position.
+
+    Abstention: on an item where the model's own top label (its argmax, first on ties) maps to None,
+    the model abstains (an all-zero row: no vote, left out of the mean probabilities). Elsewhere its
+    distribution is summed onto the task labels and renormalised over the mapped mass.
     """
 
     def __init__(self, model_labels: Sequence[str], task: Task, label_map: dict[str, str | None] | None = None) -> None:
@@ -218,7 +222,9 @@ class LabelMapping:
             raise AnnotatorError(f"model labels {self.model_labels} cover fewer than two task labels {task.label_names}")
 
     def apply(self, model_probs: np.ndarray) -> np.ndarray:
-        """(n, n_task_labels) renormalized task distribution; all-zero rows where the model abstains."""
+        """(n, n_model_labels) model probabilities -> (n, n_task_labels) task distribution, renormalised;
+        all-zero rows where the model abstains (its top label maps to None, or no mass is mapped)."""
         task_probs = model_probs @ self.matrix
         total = task_probs.sum(axis=1, keepdims=True)
-        return np.divide(task_probs, total, out=np.zeros_like(task_probs), where=total > 1e-9)
+        mapped_top = self.matrix[model_probs.argmax(axis=1)].any(axis=1, keepdims=True)
+        return np.divide(task_probs, total, out=np.zeros_like(task_probs), where=(total > 1e-9) & mapped_top)
