@@ -28,6 +28,7 @@ demo: venv
 		--seed examples/tweets/seed.csv --specialists tfidf,embedding,lexicon \
 		--reviewer gold:gold_label --output $(DEMO_OUT)
 	$(CLI) evaluate $(DEMO_OUT) --gold gold_label --task examples/tweets/task.yaml
+	$(CLI) report $(DEMO_OUT).run --gold gold_label --output runs/demo/report.html
 
 # The same run with the embedded LLM (Gemma 3 270M, in-process) reviewing the hard items instead of gold labels.
 demo-llm: venv

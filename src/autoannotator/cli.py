@@ -257,6 +257,24 @@ def run(
 
 
 @app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="the run's folder (OUTPUT.run by default)")],
+    gold: Annotated[Optional[str], typer.Option("--gold", help="column of the labeled file with true labels: accuracy curves")] = None,
+    output: Annotated[Path, typer.Option("--output", help="HTML file to write")] = Path("report.html"),
+    labeled: Annotated[Optional[Path], typer.Option("--labeled", help="the labeled file holding --gold (default: the run's output)")] = None,
+) -> None:
+    """Write one self-contained HTML report of a run: routes, review cost and time, agreement, uncertainty,
+    accuracy against review budget, refinement rounds, LLM ledger, unresolved items by reason."""
+    from autoannotator.run_report import write_report
+
+    try:
+        written = write_report(run_dir, output, gold_column=gold, labeled=labeled)
+    except AnnotatorError as exc:
+        fail(str(exc))
+    console.print(f"wrote {written}")
+
+
+@app.command()
 def versions(run_dir: Annotated[Path, typer.Option("--run-dir", help="the run")]) -> None:
     """List every saved version of each specialist: round, gate accuracy before/after, status."""
     from autoannotator.display import show_versions

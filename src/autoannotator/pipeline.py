@@ -156,6 +156,8 @@ class Annotator:
             self.reviewer = reviewer
         else:
             self.reviewer = create_reviewer(reviewer, task, reviewer_options)
+        model = (reviewer_options or {}).get("model") if self.reviewer is not None and self.reviewer.source == "llm" else None
+        self.reviewer_name = (reviewer if isinstance(reviewer, str) else reviewer.source if reviewer else "none") + (f" ({model})" if model else "")
         if rule not in ("vote", "margin", "entropy"):
             raise AnnotatorError(f"unknown rule '{rule}' (use vote, margin or entropy)")
         if epsilon is not None and not 0.0 <= epsilon <= 1.0:
@@ -201,6 +203,8 @@ class Annotator:
         store = RunStore.open(self.run_dir, self._fingerprint(items, seed_data))
         try:
             store.start_session()
+            with store.transaction():
+                store.set_meta("reviewer", self.reviewer_name)
             seconds: dict[str, float] = {}
             records = frame.to_dict("records")
             if self.seed_reviewer is not None:
@@ -226,8 +230,11 @@ class Annotator:
             if output is not None:
                 t0 = time.perf_counter()
                 write_table(labeled, output)
+                with store.transaction():
+                    store.set_meta("output", str(Path(output).resolve()))
                 seconds["write"] = time.perf_counter() - t0
             seconds["total"] = time.perf_counter() - started
+            store.record_seconds(seconds)
             summary = RunSummary(
                 n_items=len(items), n_labeled_now=len(todo), n_resumed=len(done_before), counts=store.count_by_source(),
                 seconds={k: round(v, 3) for k, v in seconds.items()}, reasons=count_reasons(labeled["reason"]), llm=store.llm_usage(),

@@ -5,6 +5,7 @@ Every part of the store (items, reviews, LLM ledger, specialist versions) works 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -148,3 +149,16 @@ class Database:
 
     def finish_session(self) -> None:
         self.conn.execute("UPDATE sessions SET finished_at = ? WHERE id = ?", (now(), self.session))
+
+    def record_seconds(self, seconds: dict[str, float]) -> None:
+        """Keep where this session's time went (seconds per stage: fit, predict, review, ...) for the report."""
+        with self.transaction():
+            self.set_meta(f"seconds:{self.session}", json.dumps(seconds, sort_keys=True))
+
+    def seconds_by_stage(self) -> dict[str, float]:
+        """Seconds per stage, added up over every session that recorded them."""
+        total: dict[str, float] = {}
+        for r in self.conn.execute("SELECT value FROM meta WHERE key LIKE 'seconds:%'"):
+            for stage, value in json.loads(r["value"]).items():
+                total[stage] = total.get(stage, 0.0) + float(value)
+        return total

@@ -52,3 +52,10 @@ class LLMLedger:
             entry["cost_usd"] += r["cost"] or 0.0
             entry["seconds"] += r["secs"] or 0.0
         return usage
+
+    def llm_latencies(self) -> dict[str, list[float]]:
+        """Per model, the latency in seconds of every paid call (cache hits and failures left out)."""
+        latencies: dict[str, list[float]] = {}
+        for r in self.db.conn.execute("SELECT model, latency_s FROM llm_calls WHERE status = 'paid' ORDER BY id"):
+            latencies.setdefault(r["model"], []).append(float(r["latency_s"]))
+        return latencies

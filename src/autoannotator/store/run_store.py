@@ -83,6 +83,8 @@ class RunStore:
     set_meta = _forward("db", Database.set_meta)
     start_session = _forward("db", Database.start_session)
     finish_session = _forward("db", Database.finish_session)
+    record_seconds = _forward("db", Database.record_seconds)
+    seconds_by_stage = _forward("db", Database.seconds_by_stage)
 
     processed_rows = _forward("records", ItemTable.processed_rows)
     save_items = _forward("records", ItemTable.save_items)
@@ -107,6 +109,7 @@ class RunStore:
     cache_get = _forward("llm", LLMLedger.cache_get)
     record_llm_call = _forward("llm", LLMLedger.record_llm_call)
     llm_usage = _forward("llm", LLMLedger.llm_usage)
+    llm_latencies = _forward("llm", LLMLedger.llm_latencies)
 
     record_specialist = _forward("versions", SpecialistVersions.record_specialist)
     next_version = _forward("versions", SpecialistVersions.next_version)

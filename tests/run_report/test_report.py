@@ -1,0 +1,92 @@
+"""`autoannotator report` on a real run: every section, values from the store, images inside, data escaped."""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from autoannotator import AnnotatorError
+from autoannotator.run_report import write_report
+from tests.web.conftest import INJECTION
+
+SECTIONS = ("routes", "review", "agreement", "uncertainty", "budget", "refinement", "llm", "unresolved")
+
+
+class Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse(html: str) -> Tags:
+    tags = Tags()
+    tags.feed(html)
+    return tags
+
+
+def test_report_holds_every_section_with_embedded_images(hostile_run: Path, tmp_path: Path) -> None:
+    html = write_report(hostile_run.with_name("out.csv.run"), tmp_path / "report.html", gold_column="truth").read_text()
+    page = parse(html)
+    ids = {attrs.get("id") for _, attrs in page.tags}
+    assert set(SECTIONS) <= ids
+    images = [attrs["src"] for tag, attrs in page.tags if tag == "img"]
+    assert len(images) >= 5  # routes, agreement, uncertainty, budget curve, rounds
+    for src in images:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    # nothing that runs or loads: no script, no event handler, no remote or file reference
+    assert not [tag for tag, _ in page.tags if tag in ("script", "iframe", "object", "embed", "link")]
+    assert not [a for _, attrs in page.tags for a in attrs if a.startswith("on")]
+    assert not re.search(r"(src|href)=\"(?!data:)", html)
+    # the data's markup is text: escaped in the source, intact in what a reader sees
+    text = "".join(page.text)
+    assert INJECTION in text and "<script>window.pwned" not in html
+    labeled = pd.read_csv(hostile_run, dtype=str, keep_default_na=False)
+    counts = labeled["label_source"].value_counts()
+    for route in ("consensus", "gold", "unresolved"):
+        assert re.search(rf"<td>{route}</td><td>{counts[route]}</td>", html), route
+    reasons = labeled.loc[labeled["reason"] != "", "reason"].value_counts()
+    assert set(reasons.index) == {"gold_missing"}
+    assert f"<td>gold_missing</td><td>{reasons['gold_missing']}</td>" in html
+    assert re.search(r"<td>tfidf r1</td>", html)  # a refinement round ran (beta 40)
+
+
+def test_report_accuracy_curve_matches_evaluate(hostile_run: Path, tmp_path: Path) -> None:
+    """At the realised review share, the report's accuracy for this run is the labeled file's accuracy."""
+    html = write_report(hostile_run.with_name("out.csv.run"), tmp_path / "r.html", gold_column="truth").read_text()
+    labeled = pd.read_csv(hostile_run, dtype=str, keep_default_na=False)
+    scored = labeled[labeled["uncertainty"] != ""]
+    accuracy = (scored["label"] == scored["truth"]).mean()
+    share = (scored["label_source"] != "consensus").mean()  # sent to review: answered or left unresolved
+    assert f"<td>{share:.1%}</td><td>-</td><td>{accuracy:.3f}</td>" in html
+
+
+def test_report_cli_one_line_errors(hostile_run: Path, tmp_path: Path) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "autoannotator", "report", *args], capture_output=True, text=True, timeout=120)
+
+    missing = cli(str(tmp_path / "nothing"))
+    assert missing.returncode == 2 and "no run store" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    wrong = cli(str(hostile_run.with_name("out.csv.run")), "--gold", "nope", "--output", str(tmp_path / "r.html"))
+    assert wrong.returncode == 2 and "no column 'nope'" in wrong.stderr
+    ok = cli(str(hostile_run.with_name("out.csv.run")), "--output", str(tmp_path / "r.html"))
+    assert ok.returncode == 0, ok.stderr
+    assert "agreement with the run's final labels" in (tmp_path / "r.html").read_text()  # no gold: the reviewed-items curve
+    with pytest.raises(AnnotatorError, match="rows but the run has"):
+        short = tmp_path / "short.csv"
+        pd.read_csv(hostile_run).iloc[:10].to_csv(short, index=False)
+        write_report(hostile_run.with_name("out.csv.run"), tmp_path / "x.html", gold_column="truth", labeled=short)
