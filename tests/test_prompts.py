@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from autoannotator import Task
+from autoannotator import AnnotatorError, Task
 from autoannotator.llm.prices import PriceTable
 from autoannotator.llm.prompts import build_messages, parse_label, pick_examples
 from autoannotator.task import Example
@@ -52,18 +52,23 @@ def test_prompt_styles(task: Task) -> None:
     assert json.loads(text_line[6:]) == 'say "hi"'
 
 
-def test_price_table(tmp_path) -> None:
+def test_price_table_matches_exact_names_and_listed_aliases_only(tmp_path) -> None:
     table = PriceTable.load()
     assert table.cost("gpt-3.5-turbo", 1_000_000, 1_000_000) == pytest.approx(2.0)
-    assert table.cost("gpt-4o-2024-08-06", 1_000_000, 0) == pytest.approx(2.5)  # longest listed prefix
-    assert table.cost("my-local-model", 10**6, 10**6) == 0.0
+    assert table.cost("gpt-4o-2024-08-06", 1_000_000, 0) == pytest.approx(2.5)  # a listed alias of gpt-4o
+    assert table.cost("gpt-4.1-mini", 1_000, 1_000) == pytest.approx(0.002)  # its own price, not gpt-4's ($0.09)
+    for unlisted in ("gpt-4-turbo-2024-04-09", "gpt-4o-2024-05-13", "gpt-3.5", "my-local-model", ""):
+        assert table.cost(unlisted, 10**6, 10**6) is None  # unknown: never a prefix's price, never $0
     custom = tmp_path / "prices.yaml"
-    custom.write_text("my-model: {input: 1.0, output: 2.0}\n")
-    assert PriceTable.load(custom).cost("my-model", 500_000, 500_000) == pytest.approx(1.5)
+    custom.write_text("my-model: {input: 1.0, output: 2.0, aliases: [my-model-v2]}\nlocal: {input: 0, output: 0}\n")
+    assert PriceTable.load(custom).cost("my-model-v2", 500_000, 500_000) == pytest.approx(1.5)
+    assert PriceTable.load(custom).cost("local", 10**6, 10**6) == 0.0  # a model listed as free is free
+    custom.write_text("a: {input: 1.0, output: 2.0, aliases: [b]}\nb: {input: 1.0, output: 2.0}\n")
+    with pytest.raises(AnnotatorError, match="'b' is listed twice"):
+        PriceTable.load(custom)
 
 
 def test_a_few_shot_prompt_without_examples_is_an_error_not_a_silent_zero_shot(tmp_path) -> None:
-    from autoannotator import AnnotatorError
     from autoannotator.reviewers.base import ReviewItem
     from autoannotator.reviewers.llm import LLMReviewer, LLMSettings
     from autoannotator.store import RunStore

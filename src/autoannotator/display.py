@@ -63,14 +63,15 @@ def show_evaluation(console: Console, evaluation: Evaluation) -> None:
 
 
 def show_llm_usage(console: Console, usage: dict[str, dict[str, float]]) -> None:
-    """Calls (paid), cache hits, failed attempts, tokens, $ and seconds per model, over the whole run."""
+    """Calls (paid), cache hits, failed attempts, tokens, $ ("unknown" where the price table lacks the model) and
+    seconds per model, over the whole run."""
     table = Table(title="LLM usage (all sessions of this run)", title_justify="left")
     for column in ("model", "calls", "cache hits", "failed", "prompt tok", "completion tok", "$", "seconds"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for model, u in usage.items():
         table.add_row(
             model, str(int(u["calls"])), str(int(u["cache_hits"])), str(int(u["failed"])), f"{int(u['prompt_tokens']):,}",
-            f"{int(u['completion_tokens']):,}", f"{u['cost_usd']:.6f}", f"{u['seconds']:.1f}",
+            f"{int(u['completion_tokens']):,}", "unknown" if u["cost_usd"] is None else f"{u['cost_usd']:.6f}", f"{u['seconds']:.1f}",
         )  # fmt: skip
     console.print(table)
 

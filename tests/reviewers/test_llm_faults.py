@@ -303,6 +303,8 @@ def test_identical_prompts_in_a_batch_are_paid_once(task: Task, server, tmp_path
     usage = result.summary.llm["gpt-3.5-turbo"]
     assert usage["calls"] == len(paid) and usage["cache_hits"] == 2 + 3 + 1  # each copy's asks served by the one request
     assert usage["failed"] == 2  # the 500s of the duplicated text were met once, not once per copy
+
+
 def test_a_numeric_label_answered_as_a_json_number_is_accepted_on_the_first_ask(server, tmp_path: Path) -> None:
     url, log = server
     numeric = Task.from_dict({"name": "binary", "labels": [0, 1]})
@@ -312,3 +314,47 @@ def test_a_numeric_label_answered_as_a_json_number_is_accepted_on_the_first_ask(
     assert result.frame["label"].tolist()[:2] == ["1", "0"]
     assert result.frame["label_source"].tolist() == ["llm", "llm", "unresolved"]  # 7 is no label: re-asked, then unresolved
     assert [a["text"] for a in answered(log)].count(texts[0]) == 1  # accepted on the first paid ask
+
+
+def test_the_cache_key_includes_the_server(task: Task, tmp_path: Path) -> None:
+    port_a, port_b = free_port(), free_port()
+    server_a, server_b = serve(port_a, tmp_path / "a.jsonl"), serve(port_b, tmp_path / "b.jsonl")
+    try:
+        frame = pd.DataFrame({"text": ["I love it [outside-once]"]})  # each server answers its first ask outside the set
+        for port in (port_a, port_b):  # the same model name at another server: asked, not answered from the first's cache
+            options = {"base_url": f"http://127.0.0.1:{port}/v1", **FAST_RETRIES, "answer_retries": 0}
+            result = Annotator(task, mode="llm-only", reviewer="llm", reviewer_options=options, run_dir=tmp_path / "run").annotate(frame)
+            assert result.frame["reason"].tolist() == ["out_of_set"]
+    finally:
+        server_a.shutdown()
+        server_b.shutdown()
+    assert len(answered(tmp_path / "a.jsonl")) == 1 and len(answered(tmp_path / "b.jsonl")) == 1
+
+
+def test_an_unknown_price_prints_unknown_in_the_summary_and_evaluate(server, tmp_path: Path) -> None:
+    url, _ = server
+    tweets, out = tmp_path / "tweets.csv", tmp_path / "out.csv"
+    pd.DataFrame({"id": ["t1", "t2"], "text": ["I love this", "so sad"], "gold": ["positive", "negative"]}).to_csv(tweets, index=False)
+    command = [sys.executable, "-m", "autoannotator", "annotate", "--task", str(EXAMPLE / "task.yaml"), "--input", str(tweets),
+               "--output", str(out), "--mode", "llm-only", "--reviewer", "llm", "--llm-base-url", url,
+               "--llm-model", "my-finetune", "--summary-json", str(tmp_path / "s.json"), "--quiet"]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    usage_line = next(line for line in run.stdout.splitlines() if "my-finetune" in line)
+    assert "unknown" in usage_line and "0.000000" not in usage_line
+    usage = json.loads((tmp_path / "s.json").read_text())["llm"]["my-finetune"]
+    assert usage["calls"] == 2 and usage["prompt_tokens"] > 0 and usage["cost_usd"] is None
+    scores = tmp_path / "scores.json"
+    evaluate = subprocess.run([sys.executable, "-m", "autoannotator", "evaluate", str(out), "--gold", "gold", "--json", str(scores)],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert evaluate.returncode == 0, evaluate.stderr
+    assert "unknown" in next(line for line in evaluate.stdout.splitlines() if "my-finetune" in line)
+    assert json.loads(scores.read_text())["llm"]["my-finetune"]["cost_usd"] is None
+
+    prices = tmp_path / "prices.yaml"  # a new run (new output, new run store) priced by the user's table
+    prices.write_text("my-finetune: {input: 1.0, output: 2.0}\n")
+    priced = subprocess.run([*command[:-3], "--output", str(tmp_path / "o2.csv"), "--summary-json", str(tmp_path / "s2.json"),
+                             "--price-table", str(prices), "--quiet"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert priced.returncode == 0, priced.stderr
+    usage = json.loads((tmp_path / "s2.json").read_text())["llm"]["my-finetune"]
+    assert usage["cost_usd"] == pytest.approx((usage["prompt_tokens"] * 1.0 + usage["completion_tokens"] * 2.0) / 1e6)

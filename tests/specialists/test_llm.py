@@ -49,7 +49,7 @@ def test_multiple_choice_voter_on_llama_server_and_a_cached_rerun(server_url: st
         else:  # the json_object schema holds the grammar to one letter of the item's options
             assert vote["label"] in "ABCDE" and row.label == vote["label"] and row.label_source == "consensus"
     first = usage(tmp_path / "run")["specialist:smol"]
-    assert first["calls"] == 2 and first["prompt_tokens"] > 100 and first["cost_usd"] == 0.0
+    assert first["calls"] == 2 and first["prompt_tokens"] > 100 and first["cost_usd"] is None  # not priced: unknown
     with RunStore(tmp_path / "run" / STORE_FILE).transaction() as conn:  # as if the run died before its chunk was stored
         conn.execute("DELETE FROM items")
     Annotator(MATH, specialists=[voter], run_dir=tmp_path / "run").annotate(frame)

@@ -59,9 +59,11 @@ class RequestRefused(Exception):
         self.status, self.message = status, message
 
 
-def request_key(model: str, messages: list[dict], params: dict[str, Any]) -> str:
-    """The cache key: a hash of everything that determines the answer."""
-    payload = json.dumps({"model": model, "messages": messages, "params": params}, sort_keys=True, ensure_ascii=False)
+def request_key(base_url: str, model: str, messages: list[dict], params: dict[str, Any]) -> str:
+    """The cache key: a hash of everything that determines the answer, the server (its base URL) included: the
+    same model name at another server (a local one, another provider) is another model."""
+    request = {"base_url": base_url, "model": model, "messages": messages, "params": params}
+    payload = json.dumps(request, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -136,7 +138,7 @@ class ChatClient:
         request already in flight, which is sent once). Raises CallFailed after the retries, RequestRefused at once
         when the server refuses the request with a status that a retry cannot change."""
         model = self.settings.model
-        key = request_key(model, messages, params)
+        key = request_key(str(self._client.base_url), model, messages, params)
         cached = self.store.cache_get(key)
         if cached is None and key in self._in_flight:  # a duplicate (retweet, copy): wait for the one request
             cached = await asyncio.shield(self._in_flight[key])

@@ -47,7 +47,7 @@ class EmbeddedChatClient:
 
     async def complete(self, messages: list[dict], params: dict[str, Any]) -> tuple[dict, bool]:
         """(response as a dict, whether it came from the cache)."""
-        key = request_key(f"local:{self.model}", messages, params)
+        key = request_key("embedded", f"local:{self.model}", messages, params)
         cached = self.store.cache_get(key)
         if cached is not None:
             self.store.record_llm_call(key=key, model=self.account, status="cached")

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 STORE_FILE = "run.sqlite"
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"  # 4: llm_calls.cost_usd may be NULL (unknown price)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS llm_calls (
     prompt_tokens INTEGER NOT NULL DEFAULT 0,
     completion_tokens INTEGER NOT NULL DEFAULT 0,
     latency_s REAL NOT NULL DEFAULT 0,
-    cost_usd REAL NOT NULL DEFAULT 0,
+    cost_usd REAL DEFAULT 0,  -- NULL: the model's price is unknown (not in the price table)
     error TEXT,
     session INTEGER,
     created_at TEXT NOT NULL

@@ -22,9 +22,10 @@ class LLMLedger:
 
     def record_llm_call(
         self, *, key: str, model: str, status: str, response: dict | None = None, prompt_tokens: int = 0,
-        completion_tokens: int = 0, latency_s: float = 0.0, cost_usd: float = 0.0, error: str | None = None,
+        completion_tokens: int = 0, latency_s: float = 0.0, cost_usd: float | None = 0.0, error: str | None = None,
     ) -> None:  # fmt: skip
-        """Log one call in the ledger; a paid response is cached in the same transaction, so it is never paid twice."""
+        """Log one call in the ledger; a paid response is cached in the same transaction, so it is never paid twice.
+        `cost_usd` is None when the model's price is unknown."""
         with self.db.transaction() as conn:
             if status == "paid" and response is not None:
                 conn.execute(
@@ -37,13 +38,15 @@ class LLMLedger:
                 (key, model, status, prompt_tokens, completion_tokens, latency_s, cost_usd, error, self.db.session, now()),
             )
 
-    def llm_usage(self) -> dict[str, dict[str, float]]:
-        """Per model: paid calls, cache hits, failed attempts, tokens, $ and seconds, over every session."""
-        usage: dict[str, dict[str, float]] = {}
+    def llm_usage(self) -> dict[str, dict[str, float | None]]:
+        """Per model: paid calls, cache hits, failed attempts, tokens, $ and seconds, over every session.
+        `cost_usd` is None (unknown, never 0) when any paid call of the model had no price."""
+        usage: dict[str, dict[str, float | None]] = {}
         cursor = self.db.conn.execute(
             "SELECT model, status, COUNT(*) AS n, SUM(prompt_tokens) AS pt, SUM(completion_tokens) AS ct,"
-            " SUM(cost_usd) AS cost, SUM(latency_s) AS secs FROM llm_calls GROUP BY model, status"
+            " SUM(cost_usd) AS cost, SUM(cost_usd IS NULL) AS unpriced, SUM(latency_s) AS secs FROM llm_calls GROUP BY model, status"
         )
+        unknown: set[str] = set()
         for r in cursor:
             entry = usage.setdefault(r["model"], dict.fromkeys(USAGE_FIELDS, 0))
             entry[{"paid": "calls", "cached": "cache_hits", "failed": "failed"}[r["status"]]] += r["n"]
@@ -51,6 +54,10 @@ class LLMLedger:
             entry["completion_tokens"] += r["ct"] or 0
             entry["cost_usd"] += r["cost"] or 0.0
             entry["seconds"] += r["secs"] or 0.0
+            if r["unpriced"]:
+                unknown.add(r["model"])
+        for model in unknown:
+            usage[model]["cost_usd"] = None
         return usage
 
     def llm_latencies(self) -> dict[str, list[float]]:
