@@ -350,6 +350,11 @@ def test_an_unknown_price_prints_unknown_in_the_summary_and_evaluate(server, tmp
     assert evaluate.returncode == 0, evaluate.stderr
     assert "unknown" in next(line for line in evaluate.stdout.splitlines() if "my-finetune" in line)
     assert json.loads(scores.read_text())["llm"]["my-finetune"]["cost_usd"] is None
+    report = subprocess.run([sys.executable, "-m", "autoannotator", "report", str(tmp_path / "out.csv.run"), "--output",
+                             str(tmp_path / "report.html")], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    html = (tmp_path / "report.html").read_text()
+    assert "LLM cost<b>unknown</b>" in html and "<td>unknown</td>" in html and "$0.0000" not in html
 
     prices = tmp_path / "prices.yaml"  # a new run (new output, new run store) priced by the user's table
     prices.write_text("my-finetune: {input: 1.0, output: 2.0}\n")

@@ -59,7 +59,8 @@ class BudgetCurve:
 
 @dataclass
 class LedgerRow:
-    """One model's LLM calls: paid calls, cache hits, failed attempts, tokens, USD, and latency percentiles (s)."""
+    """One model's LLM calls: paid calls, cache hits, failed attempts, tokens, USD (None: price unknown), and
+    latency percentiles (s)."""
 
     model: str
     calls: int
@@ -67,7 +68,7 @@ class LedgerRow:
     failed: int
     prompt_tokens: int
     completion_tokens: int
-    cost_usd: float
+    cost_usd: float | None
     seconds: float
     latency_p50: float | None
     latency_p90: float | None
@@ -172,7 +173,7 @@ def ledger(usage: dict[str, dict[str, float]], latencies: dict[str, list[float]]
     return [
         LedgerRow(model=model, calls=int(u["calls"]), cache_hits=int(u["cache_hits"]), failed=int(u["failed"]),
                   prompt_tokens=int(u["prompt_tokens"]), completion_tokens=int(u["completion_tokens"]),
-                  cost_usd=float(u["cost_usd"]), seconds=float(u["seconds"]),
+                  cost_usd=None if u["cost_usd"] is None else float(u["cost_usd"]), seconds=float(u["seconds"]),
                   latency_p50=percentile(latencies.get(model, []), 50), latency_p90=percentile(latencies.get(model, []), 90),
                   latency_p99=percentile(latencies.get(model, []), 99))
         for model, u in usage.items()

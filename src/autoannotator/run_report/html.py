@@ -65,13 +65,14 @@ def build_context(store: RunStore, *, gold: list[str | None] | None, gold_column
     uncertainty = figures.uncertainty_by_route(items)
     candidates = [(f"{v['name']} r{r['id']}", v) for r in store.rounds() for v in r["details"]]
     reviewed = figures.reviewed(items)
-    cost = sum(u["cost_usd"] for u in usage.values())
+    costs = [u["cost_usd"] for u in usage.values()]
+    cost = None if None in costs else sum(costs)  # unknown when any model's price is unknown
     return {
         "task": task, "reviewer": reviewer, "specialists": specialists, "n_items": len(items), "gold_column": gold_column,
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "run_dir": str(store.path.parent),
         "routes": routes, "routes_plot": plots.routes_plot([r.name for r in routes], [r.share for r in routes]) if routes else None,
         "review": {"items": len(reviewed), "by_route": {r.name: r.items for r in routes if r.name in figures.REVIEW_SOURCES},
-                   "cost_usd": cost, "cost_per_item": cost / len(reviewed) if reviewed else None,
+                   "cost_usd": cost, "cost_per_item": cost / len(reviewed) if reviewed and cost is not None else None,
                    "llm_seconds": sum(u["seconds"] for u in usage.values()), "review_seconds": seconds.get("review"),
                    "total_seconds": seconds.get("total")},
         "agreement": agreement, "specialist_accuracy": agreement.accuracy(),
