@@ -2,8 +2,10 @@
 
 Safety: bound to 127.0.0.1 unless told otherwise; an access token (printed at start) on every request;
 item texts go into the page as text, never as HTML; no state change by GET. Items are leased to one
-reviewer at a time (leases expire); answers are written to the run store in a transaction, and a second
-answer to an answered item is refused.
+reviewer at a time (leases expire; a lease on an item settled elsewhere is dropped); answers are written to
+the run store in a transaction, and a second answer to an answered item is refused. A skipped item comes back
+to that reviewer only after every other waiting item. Each answer is logged once as `human`, the reviewer's
+name in its detail; undo withdraws your own standing answer.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def create_app(run_dir: Path, *, token: str, lease_seconds: float = 300.0, doubl
 
     app = FastAPI(title="AutoAnnotator review", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     started = time.time()
+    skipped: dict[str, list[int]] = {}  # reviewer -> rows they skipped, oldest first (offered to them last)
 
     def authorized(x_token: str | None = Header(None), token_param: str | None = Query(None, alias="token")) -> None:
         given = x_token or token_param
@@ -75,7 +78,8 @@ def create_app(run_dir: Path, *, token: str, lease_seconds: float = 300.0, doubl
 
     @app.post("/api/lease", dependencies=[Depends(authorized)])
     def lease(request: LeaseRequest, store: RunStore = Depends(open_store)) -> dict:
-        item = store.lease_next(request.reviewer, lease_seconds, exclude_answered_by=double_review)
+        item = store.lease_next(request.reviewer, lease_seconds, exclude_answered_by=SOURCE if double_review else None,
+                                later=skipped.get(request.reviewer, []))  # fmt: skip
         if item is None:
             return {"item": None}
         llm = [r for r in store.reviews(item.row) if r["reviewer"] == "llm"]
@@ -105,46 +109,66 @@ def create_app(run_dir: Path, *, token: str, lease_seconds: float = 300.0, doubl
         return {"settled": True, "label": label}
 
     def double_answer(store: RunStore, request: AnswerRequest, label: str) -> dict:
-        """Two reviewers must agree: the first answer is logged, a matching second one settles the item."""
-        name = f"{SOURCE}:{request.reviewer}"
-        earlier = [r for r in store.reviews(request.row) if r["reviewer"].startswith(f"{SOURCE}:") and r["label"]]
-        if any(r["reviewer"] == name for r in earlier):
+        """Two reviewers must agree: each answer is logged once; the one that matches another reviewer's
+        standing (not undone) answer settles the item."""
+        live = store.live_answers(request.row, SOURCE)
+        if request.reviewer in live:
             raise HTTPException(409, "you already answered this item; a second reviewer is needed")
-        store.log_review(request.row, name, label)
-        store.release(request.row, request.reviewer)
-        agreeing = [r["reviewer"] for r in earlier if r["label"] == label]
+        detail = {"reviewer": request.reviewer, "double_review": True}
+        agreeing = [name for name, given in live.items() if given == label]
         if agreeing:
-            store.save_reviews([(request.row, SOURCE, label, None, {"reviewers": [agreeing[0], name], "double_review": True})])
+            store.save_reviews([(request.row, SOURCE, label, None, detail | {"agreed_with": agreeing[0]})])
+        else:
+            store.log_review(request.row, SOURCE, label, detail)
+        store.release(request.row, request.reviewer)
+        if agreeing:
             return {"settled": True, "label": label, "agreed_with": agreeing[0]}
         return {"settled": False, "label": label, "waiting_for": "a second reviewer"}
 
     @app.post("/api/skip", dependencies=[Depends(authorized)])
     def skip(request: RowRequest, store: RunStore = Depends(open_store)) -> dict:
+        """Hand the item back; this reviewer is offered it again only after every other waiting item."""
+        queue = skipped.setdefault(request.reviewer, [])
+        if request.row in queue:
+            queue.remove(request.row)
+        queue.append(request.row)
         store.release(request.row, request.reviewer)
         return {"skipped": request.row}
 
     @app.post("/api/undo", dependencies=[Depends(authorized)])
     def undo(request: RowRequest, store: RunStore = Depends(open_store)) -> dict:
-        log = [r for r in store.reviews(request.row) if r["label"]]
-        if not log or log[-1]["detail"].get("reviewer") != request.reviewer or not store.reopen(request.row, SOURCE):
-            raise HTTPException(409, "only your own last answer can be undone")
+        """Withdraw your standing answer to an item: a settled item goes back to the queue; in double review
+        a first answer that waits for a second reviewer no longer counts."""
+        item = store.item(request.row)
+        if item is None or request.reviewer not in store.live_answers(request.row, SOURCE):
+            raise HTTPException(409, "only your own answer can be undone")
+        if item.state == "pending_review":
+            store.log_review(request.row, SOURCE, None, {"undo": True, "reviewer": request.reviewer, "double_review": True})
+        elif not store.reopen(request.row, SOURCE, reviewer=request.reviewer):
+            raise HTTPException(409, f"this item was settled by {item.label_source} since; there is nothing of yours to undo")
         return {"reopened": request.row}
 
     @app.get("/api/progress", dependencies=[Depends(authorized)])
     def progress(store: RunStore = Depends(open_store)) -> dict:
+        """Items settled by people (in all, and since the page started: the pace counts items, not answers),
+        items waiting, answers given since the start, and double review's agreement rate."""
         states = store.count_by_state()
+        since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started))
         answers = store.conn.execute(
-            "SELECT COUNT(*) AS n FROM reviews WHERE reviewer LIKE 'human%' AND label IS NOT NULL AND created_at >= ?",
-            (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started)),),
+            "SELECT COUNT(*) AS n FROM reviews WHERE reviewer = ? AND label IS NOT NULL AND created_at >= ?", (SOURCE, since)
         ).fetchone()["n"]
-        pairs = store.conn.execute(
-            "SELECT row, GROUP_CONCAT(label, '|') AS labels FROM reviews WHERE reviewer LIKE 'human:%' AND label IS NOT NULL GROUP BY row HAVING COUNT(*) >= 2"
+        settled = store.conn.execute(
+            "SELECT COUNT(*) AS n FROM items WHERE label_source = ? AND updated_at >= ?", (SOURCE, since)
+        ).fetchone()["n"]
+        doubled = store.conn.execute(
+            "SELECT DISTINCT row FROM reviews WHERE reviewer = ? AND json_extract(detail, '$.double_review')", (SOURCE,)
         ).fetchall()
-        agreement = sum(len(set(p["labels"].split("|"))) == 1 for p in pairs) / len(pairs) if pairs else None
+        pairs = [set(live.values()) for live in (store.live_answers(r["row"], SOURCE) for r in doubled) if len(live) >= 2]
+        agreement = sum(len(labels) == 1 for labels in pairs) / len(pairs) if pairs else None
         minutes = max((time.time() - started) / 60, 1e-9)
-        reviewed = store.conn.execute("SELECT COUNT(*) AS n FROM items WHERE label_source = 'human'").fetchone()["n"]
-        return {"reviewed": reviewed, "remaining": states.get("pending_review", 0), "answers_this_session": answers,
-                "pace_per_minute": round(answers / minutes, 2), "agreement": agreement}  # fmt: skip
+        reviewed = store.conn.execute("SELECT COUNT(*) AS n FROM items WHERE label_source = ?", (SOURCE,)).fetchone()["n"]
+        return {"reviewed": reviewed, "remaining": states.get("pending_review", 0), "settled_this_session": settled,
+                "answers_this_session": answers, "pace_per_minute": round(settled / minutes, 2), "agreement": agreement}  # fmt: skip
 
     return app
 

@@ -80,7 +80,7 @@ def test_double_review_settles_when_two_agree(run_dir: Path) -> None:
     assert api.post("/api/lease", json={"reviewer": "alice"}).json()["item"]["row"] != item["row"]  # not asked twice
     assert api.post("/api/lease", json={"reviewer": "bob"}).json()["item"]["row"] == item["row"]
     second = api.post("/api/answer", json={"reviewer": "bob", "row": item["row"], "label": "positive"}).json()
-    assert second["settled"] is True and second["agreed_with"] == "human:alice"
+    assert second["settled"] is True and second["agreed_with"] == "alice"
     assert api.get("/api/progress").json()["agreement"] == 1.0
 
 
@@ -154,3 +154,88 @@ def test_concurrent_requests_share_the_one_connection_safely(run_dir: Path) -> N
         rows = list(pool.map(lease_and_answer, range(16)))
     assert len(set(rows)) == 16  # no item leased twice
     assert api.get("/api/progress").json()["reviewed"] == 16
+
+
+# ---- issue 12, item 21: skip, stale leases, undo in double review, progress, one reviewer identity
+
+
+def lease(api: TestClient, reviewer: str) -> dict | None:
+    return api.post("/api/lease", json={"reviewer": reviewer}).json()["item"]
+
+
+def test_skip_hands_out_another_item_and_skipped_ones_come_back_last(run_dir: Path) -> None:
+    api = client(run_dir)
+    first = lease(api, "alice")
+    assert api.post("/api/skip", json={"reviewer": "alice", "row": first["row"]}).status_code == 200
+    second = lease(api, "alice")
+    assert second["row"] != first["row"]
+    api.post("/api/skip", json={"reviewer": "alice", "row": second["row"]})
+    third = lease(api, "alice")
+    assert third["row"] not in (first["row"], second["row"])
+    assert lease(api, "bob")["row"] == first["row"]  # a skip is alice's: bob is offered the item
+    store = RunStore(run_dir / STORE_FILE)
+    for item in store.pending_review():  # answer everything but the two alice skipped
+        if item.row not in (first["row"], second["row"]):
+            store.save_reviews([(item.row, "gold", "neutral", None, {})])
+    store.close()
+    api.post("/api/skip", json={"reviewer": "bob", "row": first["row"]})
+    api.post("/api/skip", json={"reviewer": "alice", "row": third["row"]})
+    assert lease(api, "alice")["row"] == first["row"]  # when only skipped items are left: the oldest skip first
+    api.post("/api/skip", json={"reviewer": "alice", "row": first["row"]})
+    assert lease(api, "alice")["row"] == second["row"]
+
+
+def test_a_lease_on_an_item_answered_elsewhere_is_dropped(run_dir: Path) -> None:
+    api = client(run_dir, lease_seconds=300)
+    held = lease(api, "alice")
+    store = RunStore(run_dir / STORE_FILE)  # the terminal, an import or another page answers it meanwhile
+    store.save_reviews([(held["row"], "human", "negative", None, {"reviewer": "carol"})])
+    store.close()
+    refused = api.post("/api/answer", json={"reviewer": "alice", "row": held["row"], "label": "positive"})
+    assert refused.status_code == 409
+    following = lease(api, "alice")
+    assert following is not None and following["row"] != held["row"]
+
+
+def test_double_review_a_reviewer_can_undo_their_first_answer(run_dir: Path) -> None:
+    api = client(run_dir, double_review=True)
+    item = lease(api, "alice")
+    row = item["row"]
+    assert api.post("/api/answer", json={"reviewer": "alice", "row": row, "label": "positive"}).json()["settled"] is False
+    assert api.post("/api/undo", json={"reviewer": "bob", "row": row}).status_code == 409  # not bob's answer
+    assert api.post("/api/undo", json={"reviewer": "alice", "row": row}).status_code == 200
+    assert lease(api, "bob")["row"] == row
+    second = api.post("/api/answer", json={"reviewer": "bob", "row": row, "label": "positive"}).json()
+    assert second["settled"] is False  # alice's withdrawn answer does not count
+    assert lease(api, "alice")["row"] == row  # alice is asked again
+    third = api.post("/api/answer", json={"reviewer": "alice", "row": row, "label": "positive"}).json()
+    assert third["settled"] is True and third["agreed_with"] == "bob"
+    assert api.post("/api/undo", json={"reviewer": "alice", "row": row}).status_code == 200  # a settled item reopens
+    store = RunStore(run_dir / STORE_FILE)
+    assert store.item(row).state == "pending_review"
+    store.close()
+
+
+def test_progress_counts_settled_items_not_answers(run_dir: Path) -> None:
+    api = client(run_dir, double_review=True)
+    row = lease(api, "alice")["row"]
+    api.post("/api/answer", json={"reviewer": "alice", "row": row, "label": "negative"})
+    assert lease(api, "bob")["row"] == row
+    api.post("/api/answer", json={"reviewer": "bob", "row": row, "label": "negative"})
+    progress = api.get("/api/progress").json()
+    assert progress["reviewed"] == 1 and progress["settled_this_session"] == 1 and progress["answers_this_session"] == 2
+    assert progress["agreement"] == 1.0
+
+
+@pytest.mark.parametrize("double_review", [False, True])
+def test_reviewer_identity_is_stored_one_way(run_dir: Path, double_review: bool) -> None:
+    api = client(run_dir, double_review=double_review)
+    for name in ("alice", "bob") if double_review else ("alice",):
+        row = lease(api, name)["row"]
+        api.post("/api/answer", json={"reviewer": name, "row": row, "label": "neutral"})
+    api.post("/api/undo", json={"reviewer": "alice" if not double_review else "bob", "row": row})
+    store = RunStore(run_dir / STORE_FILE)
+    log = store.reviews(row)
+    store.close()
+    assert {r["reviewer"] for r in log} == {"human"}
+    assert [r["detail"]["reviewer"] for r in log] == (["alice", "bob", "bob"] if double_review else ["alice", "alice"])

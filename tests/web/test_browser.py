@@ -1,4 +1,4 @@
-"""End to end: the real server, headless Debian Chromium driven by Playwright, three items reviewed by keyboard."""
+"""End to end: the real server, headless Debian Chromium driven by Playwright: one item skipped, three reviewed by keyboard."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def server(run_dir: Path):
 
 
 @pytest.mark.slow
-def test_review_three_items_by_keyboard(server: str, run_dir: Path, tmp_path: Path) -> None:
+def test_skip_one_then_review_three_items_by_keyboard(server: str, run_dir: Path, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -55,6 +55,9 @@ def test_review_three_items_by_keyboard(server: str, run_dir: Path, tmp_path: Pa
         page.wait_for_function("document.getElementById('text').textContent.length > 0")
         assert page.inner_text("#text") == INJECTION  # markup shown as text
         assert page.evaluate("window.pwned") is None  # and never run
+        skipped = page.evaluate("current.row")
+        page.keyboard.press("s")  # skip hands out another item, not the same one again
+        page.wait_for_function(f"current && current.row !== {skipped}")
         rows = []
         for key in ("1", "2", "3"):
             rows.append(page.evaluate("current.row"))
@@ -66,5 +69,6 @@ def test_review_three_items_by_keyboard(server: str, run_dir: Path, tmp_path: Pa
     store = RunStore(run_dir / STORE_FILE)
     answered = {r.row: (r.label, r.label_source) for r in store.items() if r.label_source == "human"}
     assert answered == {rows[0]: ("negative", "human"), rows[1]: ("neutral", "human"), rows[2]: ("positive", "human")}
+    assert skipped not in answered and store.item(skipped).state == "pending_review"
     store.close()
     assert (tmp_path / "review.png").stat().st_size > 10_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from autoannotator.store.database import Database, now
 from autoannotator.store.items import ItemRecord, record_from_row
@@ -46,8 +46,9 @@ class ReviewLog:
                 (row, reviewer, label, json.dumps(detail or {}), self.db.session, now()),
             )
 
-    def reopen(self, row: int, source: str) -> bool:
-        """Undo a reviewer's answer: the item goes back to the review queue. Only answers from `source`."""
+    def reopen(self, row: int, source: str, *, reviewer: str | None = None) -> bool:
+        """Undo a reviewer's answer: the item goes back to the review queue. Only answers from `source`;
+        the log's undo line names `reviewer` (the person, as in their answers' detail) when given."""
         with self.db.transaction() as conn:
             cur = conn.execute(
                 "UPDATE items SET state = 'pending_review', label = NULL, reviewed_label = NULL, label_source = 'unresolved',"
@@ -57,30 +58,61 @@ class ReviewLog:
             if cur.rowcount:
                 conn.execute(
                     "INSERT INTO reviews(row, reviewer, label, probs, detail, session, created_at) VALUES (?, ?, NULL, NULL, ?, ?, ?)",
-                    (row, source, json.dumps({"undo": True}), self.db.session, now()),
+                    (row, source, json.dumps({"undo": True} | ({"reviewer": reviewer} if reviewer else {})), self.db.session, now()),
                 )
         return bool(cur.rowcount)
+
+    def live_answers(self, row: int, source: str) -> dict[str, str]:
+        """Reviewer name -> label of each person's answer to one item that they have not undone since.
+        Answers are logged as `source` with the person in `detail["reviewer"]` (the one way names are stored)."""
+        live: dict[str, str] = {}
+        for r in self.reviews(row):
+            name = r["detail"].get("reviewer")
+            if r["reviewer"] != source or name is None:
+                continue
+            if r["label"] is not None:
+                live[name] = r["label"]
+            elif r["detail"].get("undo"):
+                live.pop(name, None)
+        return live
 
     def reviews(self, row: int) -> list[dict]:
         """Every answer logged for one item, oldest first."""
         cursor = self.db.conn.execute("SELECT * FROM reviews WHERE row = ? ORDER BY id", (row,))
         return [dict(r) | {"probs": json.loads(r["probs"]) if r["probs"] else None, "detail": json.loads(r["detail"] or "{}")} for r in cursor]
 
-    def lease_next(self, reviewer: str, seconds: float, *, exclude_answered_by: bool = False) -> ItemRecord | None:
-        """Lease the first waiting item that nobody else holds (or whose lease expired) to `reviewer`.
-        A reviewer who already holds a lease gets that item again. With `exclude_answered_by`, items this
-        reviewer already answered (double review) are skipped."""
+    def lease_next(
+        self, reviewer: str, seconds: float, *, exclude_answered_by: str | None = None, later: Sequence[int] = ()
+    ) -> ItemRecord | None:
+        """Lease a waiting item to `reviewer` for `seconds`: the item they hold if it still waits (a lease on an
+        item settled meanwhile, e.g. answered elsewhere, is dropped), else the first waiting item nobody else
+        holds. Rows in `later` (the reviewer's skips, oldest first) come after every other item, in that order.
+        With `exclude_answered_by=SOURCE` (double review), items this reviewer answered as SOURCE and has not
+        undone are never offered to them again. None when nothing is left."""
         now_s = time.time()
         with self.db.transaction() as conn:
+            conn.execute(
+                "DELETE FROM leases WHERE reviewer = ? AND NOT EXISTS"
+                " (SELECT 1 FROM items WHERE items.row = leases.row AND items.state = 'pending_review')",
+                (reviewer,),
+            )
             held = conn.execute("SELECT row FROM leases WHERE reviewer = ? AND expires_at > ?", (reviewer, now_s)).fetchone()
             if held is not None:
                 row = held["row"]
             else:
-                skip = " AND row NOT IN (SELECT row FROM reviews WHERE reviewer = ? AND label IS NOT NULL)" if exclude_answered_by else ""
-                params = (now_s, f"human:{reviewer}") if exclude_answered_by else (now_s,)
+                answered, params = "", [json.dumps(list(later)), now_s]
+                if exclude_answered_by:
+                    answered = (
+                        " AND items.row NOT IN (SELECT a.row FROM reviews a WHERE a.reviewer = ? AND a.label IS NOT NULL"
+                        " AND json_extract(a.detail, '$.reviewer') = ? AND NOT EXISTS (SELECT 1 FROM reviews u WHERE u.row = a.row"
+                        " AND u.id > a.id AND u.reviewer = a.reviewer AND json_extract(u.detail, '$.reviewer') = ?"
+                        " AND json_extract(u.detail, '$.undo')))"
+                    )
+                    params += [exclude_answered_by, reviewer, reviewer]
                 found = conn.execute(
-                    "SELECT row FROM items WHERE state = 'pending_review' AND row NOT IN"
-                    f" (SELECT row FROM leases WHERE expires_at > ?){skip} ORDER BY row LIMIT 1",
+                    "SELECT items.row FROM items LEFT JOIN json_each(?) AS later ON later.value = items.row"
+                    " WHERE state = 'pending_review' AND items.row NOT IN (SELECT row FROM leases WHERE expires_at > ?)"
+                    f"{answered} ORDER BY later.key IS NOT NULL, later.key, items.row LIMIT 1",
                     params,
                 ).fetchone()
                 if found is None:

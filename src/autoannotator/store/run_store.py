@@ -102,6 +102,7 @@ class RunStore:
     log_review = _forward("review_log", ReviewLog.log_review)
     reopen = _forward("review_log", ReviewLog.reopen)
     reviews = _forward("review_log", ReviewLog.reviews)
+    live_answers = _forward("review_log", ReviewLog.live_answers)
     lease_next = _forward("review_log", ReviewLog.lease_next)
     lease_holder = _forward("review_log", ReviewLog.lease_holder)
     release = _forward("review_log", ReviewLog.release)
