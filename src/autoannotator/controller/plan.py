@@ -157,14 +157,14 @@ def render_pipeline(spec: PipelineSpec, comments: dict[str, str], header: list[s
     return "\n".join(lines) + "\n"
 
 
-def write_pipeline(path: Path, text: str, *, allow_remote_code: bool = False) -> None:
+def write_pipeline(path: Path, text: str) -> None:
     """Write a pipeline file only once it passes `load_pipeline`: the text goes to a temporary file beside
     `path` (so relative paths resolve the same), is checked, then renamed over `path` (atomic on POSIX).
     A file that fails the check raises AnnotatorError and leaves `path` as it was."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         temporary.write_text(text, encoding="utf-8")
-        load_pipeline(temporary, allow_remote_code=allow_remote_code)
+        load_pipeline(temporary)  # plan never writes trust_remote_code: the file must pass without it
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
