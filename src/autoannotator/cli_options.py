@@ -51,6 +51,7 @@ def _options(
     llm_prompt: Annotated[str, typer.Option("--llm-prompt", help="zero-shot, one-shot, k-shot or cot", rich_help_panel=LLM)] = "zero-shot",
     llm_shots: Annotated[Optional[int], typer.Option("--llm-shots", help="examples in a k-shot prompt", rich_help_panel=LLM)] = None,
     llm_structured: Annotated[str, typer.Option("--llm-structured", help="json_schema, json_object (llama.cpp) or none", rich_help_panel=LLM)] = "json_schema",
+    llm_samples: Annotated[Optional[int], typer.Option("--llm-samples", help="answers per item; more than one: self-consistency (their majority)", rich_help_panel=LLM)] = None,
     llm_max_in_flight: Annotated[int, typer.Option("--llm-max-in-flight", help="requests in flight at once", rich_help_panel=LLM)] = 8,
     llm_rate_limit: Annotated[Optional[float], typer.Option("--llm-rate-limit", help="at most this many requests per second", rich_help_panel=LLM)] = None,
     llm_timeout: Annotated[float, typer.Option("--llm-timeout", help="seconds per request", rich_help_panel=LLM)] = 60.0,
@@ -75,7 +76,7 @@ OPTION_NAMES = frozenset(p.name for p in OPTION_PARAMETERS)
 
 # Flags and the reviewer option each one sets (the names the LLM reviewer takes, as in a pipeline file).
 LLM_FLAGS = {"llm_base_url": "base_url", "llm_model": "model", "llm_api_key_env": "api_key_env", "llm_prompt": "prompt",
-             "llm_shots": "shots", "llm_structured": "structured", "llm_max_in_flight": "max_in_flight",
+             "llm_shots": "shots", "llm_samples": "samples", "llm_structured": "structured", "llm_max_in_flight": "max_in_flight",
              "llm_rate_limit": "rate_limit", "llm_timeout": "timeout_s", "llm_max_retries": "max_retries",
              "price_table": "price_table"}  # fmt: skip
 REFINE_FLAGS = ("beta", "replay", "replay_consensus", "gate_fraction", "rescore_below")

@@ -7,6 +7,7 @@ from rich.table import Table
 
 from autoannotator.pipeline import RunSummary
 from autoannotator.report import Evaluation
+from autoannotator.specialists.base import specialist_class
 
 ROUTE_ORDER = ["consensus", "llm", "human", "gold", "unresolved"]
 
@@ -35,6 +36,8 @@ def show_summary(console: Console, summary: RunSummary) -> None:
         show_llm_usage(console, summary.llm)
     if summary.rounds:
         show_rounds(console, summary.rounds)
+    if summary.not_refined:
+        console.print(f"not refined (not trainable here, e.g. llm specialists): {', '.join(summary.not_refined)}")
     if summary.output:
         console.print(f"wrote {summary.output} (run store: {summary.run_dir})")
 
@@ -101,3 +104,6 @@ def show_versions(console: Console, versions: list[dict]) -> None:
         table.add_row(v["name"], str(v["version"]), "-" if v["round"] is None else str(v["round"]), v["status"],
                       _accuracy(v["gate_before"]), _accuracy(v["gate_after"]), v["path"])  # fmt: skip
     console.print(table)
+    fixed = sorted({v["name"] for v in versions if not specialist_class(v["kind"]).trainable})
+    if fixed:
+        console.print(f"never refined (not trainable here, e.g. llm specialists): {', '.join(fixed)}")

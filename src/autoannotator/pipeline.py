@@ -45,6 +45,7 @@ class RunSummary:
     reasons: dict[str, int] = field(default_factory=dict)
     llm: dict[str, dict[str, float]] = field(default_factory=dict)
     rounds: list[dict] = field(default_factory=list)
+    not_refined: list[str] = field(default_factory=list)  # with refinement on: specialists it leaves as they are (llm, lexicon)
     run_dir: str = ""
     output: str | None = None
 
@@ -239,6 +240,7 @@ class Annotator:
                 n_items=len(items), n_labeled_now=len(todo), n_resumed=len(done_before), counts=store.count_by_source(),
                 seconds={k: round(v, 3) for k, v in seconds.items()}, reasons=count_reasons(labeled["reason"]), llm=store.llm_usage(),
                 rounds=store.rounds(), run_dir=str(self.run_dir), output=None if output is None else str(output),
+                not_refined=[name for name, s in self.specialists.items() if not s.trainable] if self.refiner else [],
             )  # fmt: skip
             return AnnotationResult(frame=labeled, summary=summary)
         finally:

@@ -97,3 +97,40 @@ def test_a_refused_client_stops_the_run(task: Task, server, tmp_path: Path) -> N
     voter = {"kind": "llm", "name": "gpt", "options": {"base_url": url, **FAST}}
     with pytest.raises(AnnotatorError, match="HTTP 401"):
         Annotator(task, specialists=[voter], run_dir=tmp_path / "run").annotate(pd.DataFrame({"text": ["who am I [401]"]}))
+
+
+def test_llm_only_self_consistency_from_the_command_line(server, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from autoannotator.cli import app
+    from tests.conftest import EXAMPLE
+
+    url, log = server
+    pd.DataFrame({"id": ["1", "2"], "text": ["I love it", "a fine day [outside]"]}).to_csv(tmp_path / "in.csv", index=False)
+    result = CliRunner().invoke(app, ["annotate", "--task", str(EXAMPLE / "task.yaml"), "--input", str(tmp_path / "in.csv"),
+                                      "--output", str(tmp_path / "out.csv"), "--mode", "llm-only", "--reviewer", "llm",
+                                      "--llm-base-url", url, "--llm-model", "gpt-3.5-turbo", "--llm-samples", "3", "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert out.loc[0, "label"] == "positive" and out.loc[0, "label_source"] == "llm"
+    assert out.loc[1, "label_source"] == "unresolved" and out.loc[1, "reason"] == "out_of_set"
+    assert len(answered(log)) == 3 + 3 * 3  # three samples each; the outside ones re-asked twice (answer_retries 2)
+    store = RunStore(tmp_path / "out.csv.run" / STORE_FILE)
+    assert store.reviews(0)[-1]["probs"] == {"negative": 0.0, "neutral": 0.0, "positive": 1.0}
+    store.close()
+
+
+def test_refinement_leaves_llm_specialists_as_they_are_and_says_so(task: Task, server, tweets_frame, seed_frame, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from autoannotator.cli import app
+
+    url, _ = server
+    voter = {"kind": "llm", "name": "gpt", "options": {"base_url": url, **FAST}}
+    annotator = Annotator(task, specialists=["tfidf", voter], reviewer="gold:gold_label", run_dir=tmp_path / "run",
+                          chunk_size=20, refine={"beta": 10, "gate_fraction": 0.0})  # fmt: skip
+    summary = annotator.annotate(tweets_frame.iloc[:40], seed=seed_frame).summary
+    assert summary.rounds and all([v["name"] for v in r["details"]] == ["tfidf"] for r in summary.rounds)
+    assert summary.not_refined == ["gpt"]
+    versions = CliRunner().invoke(app, ["versions", "--run-dir", str(tmp_path / "run")])
+    assert "never refined (not trainable here, e.g. llm specialists): gpt" in " ".join(versions.output.split())

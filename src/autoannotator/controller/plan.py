@@ -111,6 +111,8 @@ def load_pipeline(
                 continue
             if not isinstance(value, str):
                 raise AnnotatorError(f"specialist '{specialist.display_name}': {key} must be a string")
+            if specialist.kind == "llm" and key == "model" and (options.get("base_url") or not value.endswith(".gguf")):
+                continue  # a served model's name, or an embedded model's name: not a path
             local = base / value
             if key != "path" and not Path(value).is_absolute() and HUB_ID.match(value) and not local.exists():
                 continue  # a Hub model id

@@ -7,15 +7,26 @@ recorded in the ledger (0 USD: no API is billed; the CPU time is the pool's, not
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
-from functools import cached_property
 from typing import Any
 
 from autoannotator.errors import AnnotatorError
 from autoannotator.llm.client import request_key
 from autoannotator.llm.local_models import gguf_path
 from autoannotator.store import RunStore
+
+
+@functools.cache
+def load_llama(path: str, n_ctx: int):  # noqa: ANN201 - llama_cpp is an optional import
+    """One loaded model per (file, context size) in this process: chunks and specialists on the same model reuse it,
+    and llama.cpp reuses the evaluated prompt prefix (system prompt, task, examples) from one request to the next."""
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        raise AnnotatorError("the embedded LLM needs llama-cpp-python: pip install 'autoannotator[llm]'") from None
+    return Llama(model_path=path, n_ctx=n_ctx, n_threads=os.cpu_count(), verbose=False, seed=0)
 
 
 class EmbeddedChatClient:
@@ -37,13 +48,9 @@ class EmbeddedChatClient:
     async def __aexit__(self, *exc: object) -> None:
         return None
 
-    @cached_property
+    @property
     def llm(self):  # noqa: ANN201 - llama_cpp is an optional import
-        try:
-            from llama_cpp import Llama
-        except ImportError:
-            raise AnnotatorError("the embedded LLM needs llama-cpp-python: pip install 'autoannotator[llm]'") from None
-        return Llama(model_path=str(gguf_path(self.model)), n_ctx=self.n_ctx, n_threads=os.cpu_count(), verbose=False, seed=0, logits_all=False)
+        return load_llama(str(gguf_path(self.model)), self.n_ctx)
 
     async def complete(self, messages: list[dict], params: dict[str, Any]) -> tuple[dict, bool]:
         """(response as a dict, whether it came from the cache)."""

@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from autoannotator.errors import AnnotatorError
 from autoannotator.llm.client import ITEM_REFUSALS, CallFailed, RequestRefused
 
 
@@ -53,7 +52,7 @@ async def sample_answers(
 
     An unparsed answer is re-asked with `correction` up to `answer_retries` times; a request that fails after
     the client's retries is a sample with reason `retries_exhausted`, one the server refuses for its content
-    `http_400` (413, 422); any other refusal (401, 403, 404) stops the run with an AnnotatorError."""
+    `http_400` (413, 422); any other refusal (401, 403, 404) is raised (RequestRefused): the caller stops."""
     out = []
     for i in range(samples):
         sample_params = params | {"seed": i} if samples > 1 else params
@@ -65,8 +64,8 @@ async def sample_answers(
                 out.append(Sample(None, "retries_exhausted", None, str(exc)[:200], False, attempt))
                 break
             except RequestRefused as exc:
-                if exc.status not in ITEM_REFUSALS:  # the client itself is refused (401, 403, 404): stop the run
-                    raise AnnotatorError(f"the LLM server refused the request (HTTP {exc.status}): {exc.message}") from None
+                if exc.status not in ITEM_REFUSALS:  # the client itself is refused (401, 403, 404): the caller stops
+                    raise
                 out.append(Sample(None, f"http_{exc.status}", None, exc.message[:200], False, attempt))
                 break
             content = (response["choices"][0].get("message") or {}).get("content") or ""

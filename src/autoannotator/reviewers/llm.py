@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from autoannotator.errors import AnnotatorError
+from autoannotator.llm.asking import judge
 from autoannotator.llm.client import ITEM_REFUSALS, CallFailed, ChatClient, ClientSettings, RequestRefused
 from autoannotator.llm.logprobs import label_probs_from_logprobs
 from autoannotator.llm.prices import PriceTable
@@ -31,6 +32,7 @@ class LLMSettings(ClientSettings):
     temperature: float = 0.0
     max_tokens: int | None = None
     logprobs: bool = True
+    samples: int = Field(1, ge=1, description="answers per item; more than one: self-consistency, the majority of the samples")
     price_table: str | None = None
     max_refused_in_a_row: int = Field(10, ge=1, description="stop the run after this many items in a row refused (HTTP 400)")
 
@@ -74,7 +76,21 @@ class LLMReviewer(Reviewer):
         json_answer = self.settings.structured != "none"
         return build_messages(self.task, text, style=self.settings.prompt, examples=self.examples, json_answer=json_answer)
 
+    async def _by_samples(self, client: ChatClient, item: ReviewItem) -> Answer:
+        """Self-consistency over `samples` answers (temperature 0.7 unless set), and every multiple-choice item."""
+        s = self.settings
+        temperature = s.temperature if s.samples == 1 or "temperature" in s.model_fields_set else 0.7
+        try:
+            judged = await judge(client, self.task, item.text, prompt=s.prompt, examples=self.examples, structured=s.structured,
+                                 samples=s.samples, temperature=temperature, max_tokens=s.max_tokens, logprobs=s.logprobs,
+                                 answer_retries=s.answer_retries)  # fmt: skip
+        except RequestRefused as exc:
+            return self._refused(item, exc, 1)
+        return Answer(judged.label, probs=judged.probs, detail=judged.detail | {"model": s.model}, reason=judged.reason)
+
     async def _review_one(self, client: ChatClient, item: ReviewItem) -> Answer:
+        if self.settings.samples > 1 or self.task.type == "multiple_choice":
+            return await self._by_samples(client, item)
         messages, params = self.messages(item.text), self._params()
         raw = None
         for attempt in range(1, self.settings.answer_retries + 2):

@@ -11,23 +11,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from autoannotator.choices import LETTERS, OptionsError, split_item
 from autoannotator.errors import AnnotatorError
-from autoannotator.llm.client import ChatClient, ClientSettings
+from autoannotator.llm.asking import judge
+from autoannotator.llm.client import ChatClient, ClientSettings, RequestRefused
 from autoannotator.llm.embedded import EmbeddedChatClient
 from autoannotator.llm.local_models import is_embedded
-from autoannotator.llm.logprobs import label_probs_from_logprobs
-from autoannotator.llm.multiple_choice import build_choice_messages, choice_schema, extract_choice
 from autoannotator.llm.prices import PriceTable
+from autoannotator.llm.prompts import PromptStyle, pick_examples
 from autoannotator.llm.running import run_sync
-from autoannotator.llm.prompts import PromptStyle, build_messages, correction_message, label_schema, parse_label, pick_examples
-from autoannotator.llm.sampling import Judgement, sample_answers, self_consistency
+from autoannotator.llm.sampling import Judgement
 from autoannotator.specialists.base import Specialist, register
 from autoannotator.store import RunStore
 from autoannotator.task import Task
@@ -85,53 +82,6 @@ class LLMSpecialist(Specialist):
         """An LLM specialist is not trained here: fitting leaves it unchanged."""
         return self
 
-    def _params(self, n_options: int | None) -> dict[str, Any]:
-        o = self.options
-        cot = o["prompt"] == "cot"
-        params: dict[str, Any] = {"temperature": self.temperature, "max_tokens": o["max_tokens"] or (400 if cot else 24)}
-        schema = choice_schema(n_options) if n_options else label_schema(self.task)
-        if not cot and o["structured"] == "json_schema":
-            params["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "strict": True, "schema": schema}}
-        elif not cot and o["structured"] == "json_object":
-            params["response_format"] = {"type": "json_object", "schema": schema}
-        if o["logprobs"] and self.samples == 1 and not self.embedded:  # in-process logprobs need logits for every token
-            params |= {"logprobs": True, "top_logprobs": 5}
-        return params
-
-    def _letter_probs(self, n_options: int, response: dict, letter: str) -> dict[str, float] | None:
-        probs = label_probs_from_logprobs(response, letter, self.task)
-        if not probs:
-            return None
-        kept = {k: v for k, v in probs.items() if k in LETTERS[:n_options]}
-        total = sum(kept.values())
-        return {k: round(v / total, 6) for k, v in kept.items()} if total > 0 else None
-
-    async def _judge(self, client: Any, text: str) -> Judgement:
-        o = self.options
-        json_answer = o["structured"] != "none"
-        if self.task.type == "multiple_choice":
-            try:
-                _, options = split_item(text)
-            except OptionsError:
-                return Judgement(None, None, "options_unparsed")
-            messages = build_choice_messages(self.task, text, style=o["prompt"], examples=self.examples, json_answer=json_answer)
-            parse = partial(extract_choice, options=options)
-            logprobs = partial(self._letter_probs, len(options))
-            correction = {"role": "user", "content": f"End with one line 'Answer: <letter>', the letter one of {', '.join(LETTERS[: len(options)])}."}
-            params = self._params(len(options))
-        else:
-            messages = build_messages(self.task, text, style=o["prompt"], examples=self.examples, json_answer=json_answer)
-            parse = self._parse_label
-            logprobs = partial(label_probs_from_logprobs, task=self.task)
-            correction, params = correction_message(self.task), self._params(None)
-        answers = await sample_answers(client, messages, params, parse=parse, samples=self.samples,
-                                       answer_retries=o["answer_retries"], correction=correction, logprobs=logprobs)  # fmt: skip
-        return self_consistency(answers, self.task.label_names)
-
-    def _parse_label(self, content: str | None) -> tuple[str | None, str | None]:
-        label = parse_label(content, self.task)
-        return (label, None) if label else (None, "out_of_set" if content and content.strip() else "no_answer")
-
     def _client(self) -> Any:
         if self.store is None:
             raise AnnotatorError("an llm specialist needs the run store (its cache and ledger): run it through Annotator")
@@ -140,8 +90,22 @@ class LLMSpecialist(Specialist):
         return ChatClient(self.settings, self.store, self.prices, account=self.account)
 
     async def _judge_all(self, texts: Sequence[str]) -> list[Judgement]:
-        async with self._client() as client:
-            return list(await asyncio.gather(*(self._judge(client, text) for text in texts)))
+        """Every text's judgement; a refusal of the client itself (401, 403, 404) stops the run."""
+        try:
+            async with self._client() as client:
+                return await self._ask(client, texts)
+        except RequestRefused as exc:
+            raise AnnotatorError(f"the LLM server refused the llm specialist's request (HTTP {exc.status}): {exc.message}") from None
+
+    async def _ask(self, client: Any, texts: Sequence[str]) -> list[Judgement]:
+        o = self.options
+        asked = (
+            judge(client, self.task, text, prompt=o["prompt"], examples=self.examples, structured=o["structured"],
+                  samples=self.samples, temperature=self.temperature, max_tokens=o["max_tokens"],
+                  logprobs=o["logprobs"] and not self.embedded, answer_retries=o["answer_retries"])
+            for text in texts
+        )  # fmt: skip  (in-process logprobs would need the logits of every token kept)
+        return list(await asyncio.gather(*asked))
 
     def predict_with_details(self, texts: Sequence[str]) -> tuple[np.ndarray, list[dict]]:
         """(n, n_labels) probabilities (all-zero rows: abstained) and per item the answer, or the reason it
