@@ -102,3 +102,13 @@ def test_numeric_labels_from_yaml_jsonl_and_a_gold_column_with_gaps(tmp_path: Pa
     evaluation = json.loads((tmp_path / "e.json").read_text())
     assert evaluation["n_items"] == len(tweets) - 1 and evaluation["route_accuracy"]["gold"] == 1.0
     assert set(evaluation["labels"]) <= {"0", "1", "(unresolved)"} and evaluation["accuracy"] > 0.7
+
+
+def test_annotate_help_names_every_reviewer_kind() -> None:
+    import typer
+
+    from autoannotator.cli import app
+
+    annotate = typer.main.get_command(app).commands["annotate"]
+    reviewer = next(p for p in annotate.params if p.name == "reviewer")
+    assert all(kind in reviewer.help for kind in ("none", "gold:COLUMN", "llm", "human"))

@@ -44,9 +44,10 @@ def test_without_reviewer_hard_items_stay_unresolved_then_a_later_run_reviews_th
     first = Annotator(task, specialists=FAST, reviewer="none", run_dir=tmp_path / "run").annotate(small_tweets, seed=seed_frame)
     hard = first.frame[first.frame.label_source == "unresolved"]
     assert len(hard) > 0 and hard["label"].isna().all()
+    assert first.summary.n_labeled_now == len(small_tweets) - len(hard)  # unresolved items are not "labeled now"
     assert hard["consensus_label"].notna().all()  # the votes are kept for the later review
     second = Annotator(task, specialists=FAST, reviewer="gold:gold_label", run_dir=tmp_path / "run").annotate(small_tweets, seed=seed_frame)
-    assert second.summary.n_labeled_now == 0 and second.summary.n_resumed == len(small_tweets)
+    assert second.summary.n_labeled_now == len(hard) and second.summary.n_resumed == len(small_tweets)  # reviewed now
     assert second.frame.loc[hard.index, "label_source"].eq("gold").all()
     easy = first.frame.label_source == "consensus"
     assert second.frame.loc[easy, "label"].tolist() == first.frame.loc[easy, "label"].tolist()
@@ -63,6 +64,9 @@ def test_empty_texts_are_kept_and_marked_unresolved(task: Task, small_tweets: pd
     for i in (3, 5, 7):
         assert out.loc[i, "label_source"] == "unresolved" and pd.isna(out.loc[i, "label"]) and out.loc[i, "votes"] == "{}"
     assert out.drop(index=[3, 5, 7])["label"].notna().all()
+    # The three empty texts were never sent to a reviewer: not part of the share sent to review.
+    assert result.summary.n_never_sent == 3
+    assert result.summary.review_fraction == pytest.approx((out.label_source == "gold").sum() / 20)
 
 
 def test_input_columns_named_like_output_columns_are_kept(task: Task, seed_frame, tmp_path: Path) -> None:

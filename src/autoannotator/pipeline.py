@@ -35,12 +35,18 @@ Mode = Literal["specialists", "llm-only"]
 
 @dataclass
 class RunSummary:
-    """What a run did: items per route, how many were resumed, and where the time went."""
+    """What a run did: items per route, how many were resumed, and where the time went.
+
+    `n_labeled_now`: items that have a label now and had none when this session started (by consensus or
+    a reviewer; items that stayed unresolved are not counted). `n_resumed`: items finished in earlier
+    sessions. `n_never_sent`: items never sent to the specialists or a reviewer (empty text, unusable input).
+    """
 
     n_items: int
     n_labeled_now: int
     n_resumed: int
     counts: dict[str, int]
+    n_never_sent: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
     llm: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -51,7 +57,9 @@ class RunSummary:
 
     @property
     def review_fraction(self) -> float:
-        reviewed = sum(v for k, v in self.counts.items() if k not in ("consensus",))
+        """Share of all items routed to review (reviewed, or still unresolved after being sent);
+        items never sent (`n_never_sent`) are not counted as reviewed."""
+        reviewed = sum(v for k, v in self.counts.items() if k != "consensus") - self.n_never_sent
         return reviewed / self.n_items if self.n_items else 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -206,6 +214,7 @@ class Annotator:
             store.start_session()
             with store.transaction():
                 store.set_meta("reviewer", self.reviewer_name)
+            labeled_before = store.count_labeled()
             seconds: dict[str, float] = {}
             records = frame.to_dict("records")
             if self.seed_reviewer is not None:
@@ -237,7 +246,8 @@ class Annotator:
             seconds["total"] = time.perf_counter() - started
             store.record_seconds(seconds)
             summary = RunSummary(
-                n_items=len(items), n_labeled_now=len(todo), n_resumed=len(done_before), counts=store.count_by_source(),
+                n_items=len(items), n_labeled_now=store.count_labeled() - labeled_before, n_resumed=len(done_before),
+                counts=store.count_by_source(), n_never_sent=store.count_by_state().get("skipped", 0),
                 seconds={k: round(v, 3) for k, v in seconds.items()}, reasons=count_reasons(labeled["reason"]), llm=store.llm_usage(),
                 rounds=store.rounds(), run_dir=str(self.run_dir), output=None if output is None else str(output),
                 not_refined=[name for name, s in self.specialists.items() if not s.trainable] if self.refiner else [],

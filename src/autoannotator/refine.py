@@ -89,6 +89,9 @@ def refine_specialist(specialist: Specialist, train: Labeled, gate: Labeled, fol
 
 @dataclass
 class RoundReport:
+    """One round: `pool_size` reviewed items (of which `gate_size` set aside for the gate), `train_size` the
+    items it trained on (the largest of its specialists' training sets; each one's own is in `specialists`)."""
+
     number: int
     pool_size: int
     gate_size: int
@@ -138,9 +141,11 @@ class Refiner:
             if result.promoted:
                 pool[name] = result.candidate
         seconds = time.perf_counter() - started
+        # The items the round trained on: the incremental mix is part of the refit kinds' set, so the largest set.
+        train_size = max((v["train_size"] for v in versions), default=0)
         number = store.commit_round(
             pool_rows=[r.row for r in pool_new], gate_rows=[r.row for r in gate_new],
-            train_size=len(incremental), seconds=seconds, versions=versions,
+            train_size=train_size, seconds=seconds, versions=versions,
         )  # fmt: skip
-        return RoundReport(number=number, pool_size=len(new), gate_size=len(gate_new), train_size=len(incremental),
+        return RoundReport(number=number, pool_size=len(new), gate_size=len(gate_new), train_size=train_size,
                            seconds=seconds, specialists=report)  # fmt: skip

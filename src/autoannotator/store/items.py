@@ -81,6 +81,10 @@ class ItemTable:
     def count_by_state(self) -> dict[str, int]:
         return {r["state"]: r["n"] for r in self.db.conn.execute("SELECT state, COUNT(*) AS n FROM items GROUP BY state")}
 
+    def count_labeled(self) -> int:
+        """Items that have a label (any source)."""
+        return self.db.conn.execute("SELECT COUNT(*) FROM items WHERE label IS NOT NULL").fetchone()[0]
+
     def count_by_source(self) -> dict[str, int]:
         cursor = self.db.conn.execute("SELECT label_source, COUNT(*) AS n FROM items GROUP BY label_source")
         return {r["label_source"]: r["n"] for r in cursor}

@@ -92,6 +92,7 @@ class RunStore:
     item = _forward("records", ItemTable.item)
     items = _forward("records", ItemTable.items)
     count_by_state = _forward("records", ItemTable.count_by_state)
+    count_labeled = _forward("records", ItemTable.count_labeled)
     count_by_source = _forward("records", ItemTable.count_by_source)
     unresolved_states = _forward("records", ItemTable.unresolved_states)
     labeled_by_review = _forward("records", ItemTable.labeled_by_review)
