@@ -17,6 +17,7 @@ from autoannotator.cli_options import RunOptions, default_options, llm_options, 
 from autoannotator.errors import AnnotatorError, InputWarning
 
 if TYPE_CHECKING:
+    from autoannotator.pipeline import AnnotationResult, Annotator
     from autoannotator.store import RunStore
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -62,7 +63,7 @@ def execute_run(options: RunOptions) -> None:
     try:
         plan = resolve_run(options)
         annotator = Annotator(plan.task, run_dir=options.run_dir or default_run_dir(options.output), **plan.kwargs)
-        result = annotator.annotate(options.input, seed=plan.seed, output=options.output)
+        result = annotator.annotate(options.input, seed=plan.seed, output=options.output, split=options.split)
     except AnnotatorError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -70,6 +71,21 @@ def execute_run(options: RunOptions) -> None:
     show_summary(console, result.summary)
     if options.summary_json:
         options.summary_json.write_text(json.dumps(result.summary.to_dict(), indent=2), encoding="utf-8")
+    if options.push_to_hub:
+        push_labeled(result, annotator, options.push_to_hub)
+
+
+def push_labeled(result: AnnotationResult, annotator: Annotator, repo: str) -> None:
+    """Push the labeled table with its dataset card (task, specialists, routes, reviewer, LLM costs)."""
+    from autoannotator.hf_datasets import dataset_card, push_to_hub
+
+    card = dataset_card(task=annotator.task, specialists=[s.display_name for s in annotator.specs], reviewer=annotator.reviewer_name,
+                        counts=result.summary.counts, llm=result.summary.llm, repo=repo)  # fmt: skip
+    try:
+        push_to_hub(result.frame, repo, card)
+    except AnnotatorError as exc:
+        fail(f"{exc} (the output file is written)")
+    console.print(f"pushed to the Hub: {repo}")
 
 
 @app.command()

@@ -27,9 +27,11 @@ EXECUTION = "Execution"
 def _options(
     *,
     task: Annotated[Optional[Path], typer.Option("--task", help="task YAML: name, instruction, labels, text column (or --config)", rich_help_panel=IO)] = None,
-    input: Annotated[Path, typer.Option("--input", help="CSV, JSONL or Parquet file to label", rich_help_panel=IO)],
-    output: Annotated[Path, typer.Option("--output", help="labeled file to write (CSV, JSONL or Parquet)", rich_help_panel=IO)],
+    input: Annotated[Path, typer.Option("--input", help="CSV, JSONL or Parquet file, or a Hugging Face datasets folder (save_to_disk), to label", rich_help_panel=IO)],
+    output: Annotated[Path, typer.Option("--output", help="labeled file to write (CSV, JSONL, Parquet; no suffix: a datasets folder)", rich_help_panel=IO)],
     config: Annotated[Optional[Path], typer.Option("--config", help="pipeline file (written by plan): its settings, with the flags given here as overrides", rich_help_panel=IO)] = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="split of a DatasetDict folder given as --input", rich_help_panel=IO)] = None,
+    push_to_hub: Annotated[Optional[str], typer.Option("--push-to-hub", help="also push the labeled dataset with a dataset card to this Hub repo (token: HF_TOKEN)", rich_help_panel=IO)] = None,
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="run store folder (default: OUTPUT.run)", rich_help_panel=IO)] = None,
     summary_json: Annotated[Optional[Path], typer.Option("--summary-json", help="also write the run summary as JSON", rich_help_panel=IO)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar", rich_help_panel=IO)] = False,

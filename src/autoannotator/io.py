@@ -1,4 +1,4 @@
-"""Read and write tables (CSV, JSONL, Parquet) with clear errors, and write outputs atomically."""
+"""Read and write tables (CSV, JSONL, Parquet, Hugging Face datasets folders) with clear errors, and write outputs atomically."""
 
 from __future__ import annotations
 
@@ -13,22 +13,34 @@ from pathlib import Path
 import pandas as pd
 
 from autoannotator.errors import AnnotatorError, InputWarning
+from autoannotator.hf_datasets import FEATURES, read_dataset, write_dataset
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
 
 def table_format(path: str | Path) -> str:
-    """The format named by the file's suffix, or a clear error."""
-    suffix = Path(path).suffix.lower()
+    """The format named by the file's suffix ('dataset' for a folder or a path without suffix: a Hugging Face
+    datasets folder), or a clear error."""
+    path = Path(path)
+    if path.is_dir() or not path.suffix:
+        return "dataset"
+    suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise AnnotatorError(f"{path}: unsupported file type '{suffix}' (use .csv, .jsonl or .parquet)")
+        raise AnnotatorError(f"{path}: unsupported file type '{suffix}' (use .csv, .jsonl, .parquet, or a datasets folder)")
     return FORMATS[suffix]
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV, JSONL or Parquet file as strings-preserving DataFrame; raise AnnotatorError on bad input."""
+def read_table(path: str | Path, *, split: str | None = None) -> pd.DataFrame:
+    """Read a CSV, JSONL or Parquet file as strings-preserving DataFrame, or a folder written by the Hugging
+    Face `save_to_disk` (`split`: which split of a DatasetDict); raise AnnotatorError on bad input."""
     path = Path(path)
     fmt = table_format(path)
+    if fmt == "dataset":
+        if not path.exists():
+            raise AnnotatorError(f"input not found: {path}")
+        return read_dataset(path, split=split)
+    if split is not None:
+        raise AnnotatorError(f"{path}: --split applies to a Hugging Face datasets folder, not a {fmt} file")
     if not path.is_file():
         raise AnnotatorError(f"input file not found: {path}")
     if path.stat().st_size == 0:
@@ -97,10 +109,13 @@ def warn_merged_rows(frame: pd.DataFrame, path: Path) -> None:
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write atomically: a temporary file in the same folder, then rename over the target. Every text
-    round-trips through `read_table` exactly: CSV quotes every non-numeric field (a lone carriage
+    round-trips through `read_table` exactly (a datasets folder keeps the features it was read with, see
+    `hf_datasets`): CSV quotes every non-numeric field (a lone carriage
     return inside a text cannot end a row), JSONL is one `json.dumps` object per line."""
     path = Path(path)
     fmt = table_format(path)
+    if fmt == "dataset":
+        return write_dataset(frame, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -118,6 +133,14 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
     return path
+
+
+def rename_columns(frame: pd.DataFrame, mapping: dict[str, str]) -> pd.DataFrame:
+    """`frame.rename(columns=mapping)`, with the features a datasets input carries renamed alike."""
+    renamed = frame.rename(columns=mapping)
+    if FEATURES in frame.attrs:
+        renamed.attrs[FEATURES] = {mapping.get(k, k): v for k, v in frame.attrs[FEATURES].items()}
+    return renamed
 
 
 def require_columns(frame: pd.DataFrame, columns: list[str], *, source: str) -> None:

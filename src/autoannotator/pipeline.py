@@ -16,7 +16,7 @@ import pandas as pd
 from autoannotator.consensus import Rule, decide
 from autoannotator.errors import AnnotatorError
 from autoannotator.executors import Executor, create_executor
-from autoannotator.io import read_table, write_table
+from autoannotator.io import read_table, rename_columns, write_table
 from autoannotator.items import InputItems, items_from_frame, labeled_seed
 from autoannotator.progress import progress_bar
 from autoannotator.reasons import count_reasons, unresolved_reason
@@ -200,10 +200,12 @@ class Annotator:
         *,
         seed: pd.DataFrame | str | Path | None = None,
         output: str | Path | None = None,
+        split: str | None = None,
     ) -> AnnotationResult:
-        """Label every row of `data` (resuming a stopped run in the same run_dir) and optionally write `output`."""
+        """Label every row of `data` (resuming a stopped run in the same run_dir) and optionally write `output`.
+        `data` and `output` may be Hugging Face datasets folders (`split`: the split of a saved DatasetDict)."""
         started = time.perf_counter()
-        frame = data if isinstance(data, pd.DataFrame) else read_table(data)
+        frame = data if isinstance(data, pd.DataFrame) else read_table(data, split=split)
         source = "input" if isinstance(data, pd.DataFrame) else str(data)
         items = items_from_frame(frame, self.task, source=source)
         if seed is not None and self.seed_reviewer is not None:
@@ -450,5 +452,7 @@ class Annotator:
         ).set_index("row")  # fmt: skip
         if len(stored) != len(frame):
             raise AnnotatorError(f"run store has {len(stored)} items for {len(frame)} input rows")
-        renamed = frame.rename(columns={c: f"input_{c}" for c in OUTPUT_COLUMNS if c in frame.columns})
-        return pd.concat([renamed.reset_index(drop=True), stored.sort_index().reset_index(drop=True)], axis=1)
+        renamed = rename_columns(frame, {c: f"input_{c}" for c in OUTPUT_COLUMNS if c in frame.columns})
+        labeled = pd.concat([renamed.reset_index(drop=True), stored.sort_index().reset_index(drop=True)], axis=1)
+        labeled.attrs = renamed.attrs  # a datasets input's features, for the output
+        return labeled
