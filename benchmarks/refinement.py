@@ -75,7 +75,9 @@ def main() -> None:
         "",
         f"- {args.items} train rows annotated (shuffled, seed 0) after {args.seed_rows} seed rows that cold-start the specialists;"
         f" gold reviewer; β = {args.beta}; specialists {args.specialists} ({SPECIALIST_OPTIONS}); test split {len(test)} rows",
-        f"- defaults: replay 0.5, consensus replay 0.25, gate 20% of each pool; machine: {machine()}; commit {git_commit()}",
+        f"- defaults: replay 0.5, consensus replay 0.25, gate 20% of each pool; random seed {result.summary.random_seed} (the run's"
+        " `--random-seed`: the same command reproduces these figures exactly on CPU);"
+        f" machine: {machine()}; commit {git_commit()}",
         f"- command: `python benchmarks/refinement.py --items {args.items} --beta {args.beta} --specialists {args.specialists}`",
         "",
         "## Final annotation",

@@ -68,6 +68,8 @@ def _options(
     executor: Annotated[str, typer.Option("--executor", help="local, or ray: the specialist layer on Ray Data actor pools", rich_help_panel=EXECUTION)] = "local",
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="existing cluster: auto or ray://HOST:10001 (default: start a local one)", rich_help_panel=EXECUTION)] = None,
     ray_actors: Annotated[int, typer.Option("--ray-actors", help="actors in the specialist pool", rich_help_panel=EXECUTION)] = 2,
+    random_seed: Annotated[Optional[int], typer.Option("--random-seed", min=0, help="fixes every random choice of the run (default: the pipeline's or task file's random_seed, else 0)", rich_help_panel=EXECUTION)] = None,
+    deterministic: Annotated[bool, typer.Option("--deterministic", help="deterministic GPU kernels only (slower on a GPU; CPU runs are deterministic already)", rich_help_panel=EXECUTION)] = False,
 ) -> None:  # fmt: skip
     """The one definition of the run options (never called: its signature is what commands take)."""
 
@@ -188,13 +190,14 @@ def resolve_run(options: RunOptions) -> RunPlan:
         seed = o.seed
     if "specialists" in given:
         kwargs["specialists"] = [s.strip() for s in o.specialists.split(",") if s.strip()] if o.specialists else None
-    for name in ("rule", "epsilon", "budget", "chunk_size", "seed_label_column", "reviewer"):
+    for name in ("rule", "epsilon", "budget", "chunk_size", "seed_label_column", "reviewer", "random_seed"):
         if name in given:
             kwargs[name] = o.values[name]
     if refine is not None or o.beta is not None:
         kwargs["refine"] = (refine or {}) | {f: o.values[f] for f in REFINE_FLAGS if f in given and o.values[f] is not None}
     kwargs.update(
         mode=o.mode, seed_reviewer=o.seed_label, seed_size=o.seed_size, progress=not o.quiet, allow_remote_code=o.trust_remote_code,
+        deterministic=o.deterministic,
         executor=create_executor(o.executor, ray_address=o.ray_address, **({"num_actors": o.ray_actors} if o.executor == "ray" else {})),
     )  # fmt: skip
     return RunPlan(task=task, seed=seed, kwargs=kwargs)

@@ -28,7 +28,8 @@ def show_summary(console: Console, summary: RunSummary) -> None:
     console.print(table)
     console.print(
         f"labeled now: {summary.n_labeled_now}, resumed from earlier sessions: {summary.n_resumed}, "
-        f"sent to review: {summary.review_fraction:.1%}, time: {summary.seconds.get('total', 0):.1f} s"
+        f"sent to review: {summary.review_fraction:.1%}, time: {summary.seconds.get('total', 0):.1f} s, "
+        f"random seed: {summary.random_seed}"
     )
     if summary.reasons:
         console.print("unresolved by reason: " + ", ".join(f"{reason} {n}" for reason, n in summary.reasons.items()))

@@ -20,11 +20,12 @@ from autoannotator.io import read_table, rename_columns, write_table
 from autoannotator.items import InputItems, items_from_frame, labeled_seed
 from autoannotator.progress import progress_bar
 from autoannotator.reasons import count_reasons, unresolved_reason
+from autoannotator.randomness import use_deterministic_kernels
 from autoannotator.refine import Labeled, RefineSettings, Refiner
 from autoannotator.scoring import ConsensusSettings, Scored, votes_of
 from autoannotator.reviewers import Reviewer, ReviewItem, create_reviewer
 from autoannotator.specialists import Specialist, create_specialist, load_specialist
-from autoannotator.specialists.base import check_remote_code, specialist_class
+from autoannotator.specialists.base import check_remote_code, options_model, specialist_class
 from autoannotator.store import ItemRecord, RunStore
 from autoannotator.task import Example, SpecialistSpec, Task
 
@@ -54,6 +55,7 @@ class RunSummary:
     not_refined: list[str] = field(default_factory=list)  # with refinement on: specialists it leaves as they are (llm, lexicon)
     run_dir: str = ""
     output: str | None = None
+    random_seed: int = 0
 
     @property
     def review_fraction(self) -> float:
@@ -136,10 +138,15 @@ class Annotator:
         executor: Executor | str = "local",
         progress: bool = False,
         allow_remote_code: bool = False,
+        random_seed: int | None = None,
+        deterministic: bool = False,
     ) -> None:
         self.task = task
         self.allow_remote_code = allow_remote_code
         self.run_dir = Path(run_dir)
+        self.random_seed = random_seed if random_seed is not None else task.random_seed
+        if deterministic:
+            use_deterministic_kernels()
         if mode not in ("specialists", "llm-only"):
             raise AnnotatorError(f"unknown mode '{mode}' (use specialists or llm-only)")
         self.mode = mode
@@ -182,6 +189,8 @@ class Annotator:
         self.rule, self.epsilon, self.budget, self.chunk_size = rule, epsilon, budget, chunk_size
         self.seed_label_column = seed_label_column
         self.refine = RefineSettings.model_validate(refine) if isinstance(refine, dict) else refine
+        if self.refine is not None and "seed" not in self.refine.model_fields_set:
+            self.refine = self.refine.model_copy(update={"seed": self.random_seed})
         self.refiner = Refiner(self.refine, self.run_dir) if self.refine else None
         self.seed_reviewer_spec = seed_reviewer
         self.seed_reviewer = create_reviewer(seed_reviewer, task, reviewer_options) if seed_reviewer else None
@@ -251,7 +260,7 @@ class Annotator:
                 n_items=len(items), n_labeled_now=store.count_labeled() - labeled_before, n_resumed=len(done_before),
                 counts=store.count_by_source(), n_never_sent=store.count_by_state().get("skipped", 0),
                 seconds={k: round(v, 3) for k, v in seconds.items()}, reasons=count_reasons(labeled["reason"]), llm=store.llm_usage(),
-                rounds=store.rounds(), run_dir=str(self.run_dir), output=None if output is None else str(output),
+                rounds=store.rounds(), run_dir=str(self.run_dir), output=None if output is None else str(output), random_seed=self.random_seed,
                 not_refined=[name for name, s in self.specialists.items() if not s.trainable] if self.refiner else [],
             )  # fmt: skip
             return AnnotationResult(frame=labeled, summary=summary)
@@ -278,6 +287,7 @@ class Annotator:
             "seed_label": [self.seed_reviewer_spec, self.seed_size] if self.seed_reviewer_spec else None,
             "input": items.content_hash,
             "seed": seed_hash,
+            "random_seed": self.random_seed,
         }
 
     def _prepare_specialists(
@@ -306,7 +316,7 @@ class Annotator:
         rows = json.loads(store.get_meta("seed_rows") or "null")
         if rows is None:
             with_text = [r for r in range(len(items)) if items.texts[r].strip()]
-            rng = np.random.default_rng(0)
+            rng = np.random.default_rng(self.random_seed)
             rows = sorted(int(r) for r in rng.choice(with_text, size=min(self.seed_size, len(with_text)), replace=False))
             store.save_items(
                 ItemRecord(row=r, item_id=items.ids[r], text_hash=items.hashes[r], text=items.texts[r], state="pending_review",
@@ -365,7 +375,10 @@ class Annotator:
         self, spec: SpecialistSpec, seed_data: tuple[list[str], list[str]] | None, seconds: dict[str, float]
     ) -> Specialist:
         """A new specialist, trained on the seed when it can be; kinds that need training refuse to run without."""
-        specialist = create_specialist(spec.kind, self.task, allow_remote_code=self.allow_remote_code, **spec.options)
+        options = dict(spec.options)
+        if "seed" in options_model(specialist_class(spec.kind)).model_fields:
+            options.setdefault("seed", self.random_seed)
+        specialist = create_specialist(spec.kind, self.task, allow_remote_code=self.allow_remote_code, **options)
         if seed_data is not None and specialist.trainable:
             t0 = time.perf_counter()
             specialist.fit(*seed_data)

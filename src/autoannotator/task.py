@@ -112,6 +112,7 @@ class Task(BaseModel):
     id_column: str | None = None
     examples: list[Example] = Field(default_factory=list)
     specialists: list[SpecialistSpec] = Field(default_factory=list)
+    random_seed: int = Field(0, ge=0, description="fixes every random choice of a run (head initialisation, data order, samples)")
 
     @model_validator(mode="after")
     def _check_labels(self) -> Task:

@@ -59,6 +59,7 @@ class PipelineSpec(BaseModel):
     seed: str | None = Field(None, description="labeled seed file, relative to this file")
     seed_label_column: str = "label"
     chunk_size: int = Field(512, ge=1)
+    random_seed: int | None = Field(None, ge=0, description="the run's random seed (default: the task file's, else 0)")
 
 
 def _inside(base: Path, relative: str, what: str, allowed: Sequence[Path] = ()) -> Path:
@@ -128,6 +129,7 @@ def annotator_kwargs(spec: PipelineSpec) -> dict[str, Any]:
         "specialists": spec.specialists, "reviewer": spec.reviewer.spec, "reviewer_options": spec.reviewer.options,
         "rule": spec.consensus.rule, "epsilon": spec.consensus.epsilon, "budget": spec.consensus.budget,
         "chunk_size": spec.chunk_size, "seed_label_column": spec.seed_label_column, "refine": spec.refine,
+        "random_seed": spec.random_seed,
     }  # fmt: skip
 
 

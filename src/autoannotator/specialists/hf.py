@@ -10,6 +10,7 @@ import numpy as np
 from autoannotator.devices import auto_device
 from autoannotator.errors import AnnotatorError
 from autoannotator.models import default_encoder_path, quiet_transformers
+from autoannotator.randomness import seeded_torch
 from autoannotator.specialists.base import LabelMapping, Specialist, register
 from autoannotator.task import Task
 
@@ -71,9 +72,10 @@ class HFSpecialist(Specialist):
         trust = self.options["trust_remote_code"]
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust)
-            self._model = AutoModelForSequenceClassification.from_pretrained(
-                source, use_safetensors=True, trust_remote_code=trust, **extra
-            )
+            with seeded_torch(self.options["seed"]):  # the new head's initial weights depend on the seed alone
+                self._model = AutoModelForSequenceClassification.from_pretrained(
+                    source, use_safetensors=True, trust_remote_code=trust, **extra
+                )
         except (OSError, ValueError) as exc:
             raise AnnotatorError(f"cannot load Hugging Face model '{source}' (safetensors only): {str(exc).splitlines()[0]}") from None
         self._model.to(self.device).eval()
@@ -122,7 +124,6 @@ class HFSpecialist(Specialist):
         from transformers import get_linear_schedule_with_warmup
 
         targets = self.label_indices(labels)
-        torch.manual_seed(self.options["seed"])
         rng = np.random.default_rng(self.options["seed"])
         texts = list(texts)
         batch_size = self.options["train_batch_size"]
@@ -131,21 +132,22 @@ class HFSpecialist(Specialist):
         schedule = get_linear_schedule_with_warmup(optimizer, int(self.options["warmup_ratio"] * steps), steps)
         use_bf16 = self.device == "cuda" and torch.cuda.is_bf16_supported()
         self._model.train()
-        for _ in range(self.options["epochs"]):
-            order = rng.permutation(len(texts))
-            for start in range(0, len(texts), batch_size):
-                index = order[start : start + batch_size]
-                batch = self._tokenizer(
-                    [texts[i] for i in index], truncation=True, max_length=self.options["max_length"],
-                    padding=True, return_tensors="pt",
-                ).to(self.device)  # fmt: skip
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
-                    loss = self._model(**batch, labels=torch.as_tensor(targets[index], device=self.device)).loss
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self._model.parameters(), 1.0)
-                optimizer.step()
-                schedule.step()
-                optimizer.zero_grad()
+        with seeded_torch(self.options["seed"]):  # dropout masks
+            for _ in range(self.options["epochs"]):
+                order = rng.permutation(len(texts))
+                for start in range(0, len(texts), batch_size):
+                    index = order[start : start + batch_size]
+                    batch = self._tokenizer(
+                        [texts[i] for i in index], truncation=True, max_length=self.options["max_length"],
+                        padding=True, return_tensors="pt",
+                    ).to(self.device)  # fmt: skip
+                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+                        loss = self._model(**batch, labels=torch.as_tensor(targets[index], device=self.device)).loss
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(self._model.parameters(), 1.0)
+                    optimizer.step()
+                    schedule.step()
+                    optimizer.zero_grad()
         self._model.eval()
         return self
 
