@@ -97,14 +97,22 @@ MERGED = 'id,text,label\ns1,"so happy with this café,positive\ns2,terrible serv
 def test_rows_merged_by_an_unclosed_quote_are_warned_about_naming_the_first(tmp_path: Path) -> None:
     path = tmp_path / "merged.csv"
     path.write_text('id,text,label\ns0,"a text\nover two lines",positive\n' + MERGED.split("\n", 1)[1], encoding="utf-8")
-    with pytest.warns(InputWarning, match=r"row 1 \(line 4\), column 'text', holds 4 lines of the file, and 2 look like rows"):
+    with pytest.warns(InputWarning, match=r"row 1 \(line 4\), column 'text', spans 4 lines of the file that each look like a row"):
         frame = read_table(path)
     assert frame["id"].tolist() == ["s0", "s1", "s5"]  # valid CSV: read as written, but the user is told
 
 
-@pytest.mark.parametrize("text", ['"line one\nline two\nline three"', '"dear all,\nthanks, see you, bye\nme"', '"one\ntwo"'])
+def test_a_quote_closed_on_the_next_line_is_warned_about_too(tmp_path: Path) -> None:
+    (tmp_path / "two.csv").write_text('id,text,label\ns1,"so happy,positive\ns2,sad",negative\ns3,fine,neutral\n', encoding="utf-8")
+    with pytest.warns(InputWarning, match=r"row 0 \(line 2\), column 'text', spans 2 lines"):
+        assert read_table(tmp_path / "two.csv")["id"].tolist() == ["s1", "s3"]
+
+
+@pytest.mark.parametrize(
+    "text", ['"line one\nline two\nline three"', '"dear all,\nthanks, see you, bye\nme"', '"one\ntwo"', '"I agree, really\nwell, maybe"']
+)
 def test_texts_that_span_lines_on_their_own_are_not_warned_about(tmp_path: Path, text: str) -> None:
-    (tmp_path / "ok.csv").write_text(f"id,text\n1,{text}\n2,plain\n", encoding="utf-8")
+    (tmp_path / "ok.csv").write_text(f"id,text,label\ns1,{text},positive\ns2,plain,negative\n", encoding="utf-8")
     with warnings.catch_warnings():
         warnings.simplefilter("error", InputWarning)
         assert len(read_table(tmp_path / "ok.csv")) == 2
@@ -119,3 +127,12 @@ def test_the_cli_prints_the_merged_rows_warning_as_one_line(tmp_path: Path) -> N
     assert run.returncode == 0, run.stderr
     warning = [line for line in run.stderr.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "row 0 (line 2)" in warning[0] and "unclosed quote" in warning[0]
+
+
+@pytest.mark.parametrize(("body", "message"), [('{"text": "a"}\n{"text": "b"\n', "line 2 is not JSON"), ('{"text": "a"}\n["b"]\n', "line 2 is a JSON list, not an object")])
+def test_a_broken_jsonl_line_is_named(tmp_path: Path, body: str, message: str) -> None:
+    from autoannotator import AnnotatorError
+
+    (tmp_path / "bad.jsonl").write_text(body, encoding="utf-8")
+    with pytest.raises(AnnotatorError, match=message):
+        read_table(tmp_path / "bad.jsonl")

@@ -10,6 +10,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from autoannotator.errors import AnnotatorError, InputWarning
@@ -85,26 +86,45 @@ def read_jsonl(path: Path) -> pd.DataFrame:
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
+def _shape(value: str) -> str:
+    """A value's outline: runs of digits -> 9, runs of letters -> a ('s12' -> 'a9'), to tell ids from prose."""
+    return re.sub(r"[^\W\d_]+", "a", re.sub(r"\d+", "9", value.strip()))
+
+
 def warn_merged_rows(frame: pd.DataFrame, path: Path) -> None:
-    """Warn (InputWarning) when a field spans whole lines that each parse as a row of the file: the mark of
-    an unclosed quote that merged rows into one item (valid CSV, rarely meant). Names the first such row."""
+    """Warn (InputWarning) when a field spans lines of the file that each look like a row of it: the mark of
+    an unclosed quote that merged rows into one item (valid CSV, rarely meant). Names the first such row.
+
+    The lines a row spans are rebuilt from its values (the fields before the multi-line one joined to its first
+    line, the fields after it to its last line); a line looks like a row when it splits into as many fields as
+    the header and its first field has the outline of a value of the first column (e.g. an id 's2')."""
     n_columns = frame.shape[1]
     if n_columns < 2:
         return
-    line = 2  # the header is line 1
-    for row, values in enumerate(frame.itertuples(index=False, name=None)):
-        for column, value in zip(frame.columns, values):
-            if not isinstance(value, str) or ("\n" not in value and "\r" not in value):
+    first_shapes = {_shape(v) for v in frame.iloc[:, 0] if isinstance(v, str) and not _LINE_BREAK.search(v)}
+
+    def looks_like_row(line: str) -> bool:
+        fields = next(csv.reader([line], quoting=csv.QUOTE_NONE), [])
+        return len(fields) == n_columns and _shape(fields[0]) in first_shapes
+
+    cells = frame.fillna("").astype(str)
+    breaks = sum(cells[column].str.count(_LINE_BREAK.pattern) for column in cells.columns).to_numpy()
+    first_line = 2 + np.arange(len(frame)) + np.cumsum(breaks) - breaks  # the header is line 1
+    table = cells.to_numpy()
+    for row in np.flatnonzero(breaks > 0):
+        values = table[row].tolist()
+        for c, (column, cell) in enumerate(zip(frame.columns, values)):
+            segments = _LINE_BREAK.split(cell)
+            if len(segments) < 2:
                 continue
-            inner = _LINE_BREAK.split(value)[1:-1]  # whole lines of the file inside the field
-            if inner and all(len(next(csv.reader([text]), [])) == n_columns for text in inner):
+            lines = [",".join([*values[:c], segments[0]]), *segments[1:-1], ",".join([segments[-1], *values[c + 1 :]])]
+            if all(looks_like_row(text) for text in lines):
                 warnings.warn(
-                    f"{path}: row {row} (line {line}), column '{column}', holds {len(inner) + 2} lines of the file, and "
-                    f"{len(inner)} look like rows of it: an unclosed quote may have merged rows into one item",
+                    f"{path}: row {row} (line {first_line[row]}), column '{column}', spans {len(lines)} lines of the "
+                    "file that each look like a row of it: an unclosed quote may have merged rows into one item",
                     InputWarning, stacklevel=3,
                 )  # fmt: skip
                 return
-        line += sum(len(_LINE_BREAK.findall(v)) for v in values if isinstance(v, str)) + 1
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
