@@ -90,3 +90,31 @@ def test_report_cli_one_line_errors(hostile_run: Path, tmp_path: Path) -> None:
         short = tmp_path / "short.csv"
         pd.read_csv(hostile_run).iloc[:10].to_csv(short, index=False)
         write_report(hostile_run.with_name("out.csv.run"), tmp_path / "x.html", gold_column="truth", labeled=short)
+
+
+@pytest.mark.slow
+def test_report_ledger_of_a_run_reviewed_by_a_real_llama_server(task, tweets_frame: pd.DataFrame, seed_frame: pd.DataFrame, tmp_path: Path) -> None:
+    """The LLM ledger and the llm route of a run whose hard items a real llama.cpp server (SmolLM2) reviewed."""
+    from autoannotator import Annotator
+    from autoannotator.llm.server import llama_server
+    from autoannotator.store import STORE_FILE, RunStore
+
+    with llama_server("smollm2-135m") as url:
+        options = {"base_url": url, "model": "smollm2-135m", "structured": "json_object"}
+        result = Annotator(task, specialists=["tfidf", "lexicon"], reviewer="llm", reviewer_options=options,
+                           run_dir=tmp_path / "run").annotate(tweets_frame.iloc[:40], seed=seed_frame, output=tmp_path / "out.csv")  # fmt: skip
+    usage = result.summary.llm["smollm2-135m"]
+    assert usage["calls"] > 0
+    html = write_report(tmp_path / "run", tmp_path / "r.html", gold_column="gold_label").read_text()
+    store = RunStore(tmp_path / "run" / STORE_FILE)
+    latencies = store.llm_latencies()["smollm2-135m"]
+    store.close()
+    assert len(latencies) == usage["calls"]
+    row = re.search(r"<tr><td>smollm2-135m</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td>.*?<td>([\d.]+) s</td><td>([\d.]+) s</td><td>([\d.]+) s</td></tr>",
+                    html, flags=re.S)  # fmt: skip
+    assert row, "no ledger row"
+    assert [int(row.group(i)) for i in (1, 2, 3)] == [usage["calls"], usage["cache_hits"], usage["failed"]]
+    p50, p90, p99 = (float(row.group(i)) for i in (4, 5, 6))
+    assert min(latencies) - 0.01 <= p50 <= p90 <= p99 <= max(latencies) + 0.01
+    assert "unknown" in html  # the local model has no price: never $0
+    assert re.search(rf"<td>llm</td><td>{result.summary.counts['llm']}</td>", html)
