@@ -56,3 +56,20 @@ def test_prompts_show_the_problem_and_the_answer_format() -> None:
     assert "One and one is two.\nAnswer: A" in cot and cot.rstrip().endswith("'Answer: <letter>'.")
     shot = build_choice_messages(task, "2+2?", style="k-shot", examples=task.examples, json_answer=True)[1]["content"]
     assert "One and one is two." not in shot and '{"answer": "<letter>"}' in shot
+
+
+def test_the_reviewer_sees_what_the_pool_s_llms_answered() -> None:
+    from autoannotator.llm.prompts import proposals_block
+    from autoannotator.reviewers.llm import LLMReviewer, LLMSettings
+
+    votes = {"qwen": {"label": "C", "p": 1.0, "answer": "C", "reasoning": "21 is odd\nso not B"},
+             "smol": {"label": None, "p": 0.0, "reason": "no_answer_line"}, "tfidf": {"label": "A", "p": 0.6}}  # fmt: skip
+    block = proposals_block(votes)
+    assert block.splitlines()[1:] == ['- qwen: C (last reasoning: "21 is odd\\nso not B")', "- smol: no answer (no_answer_line)"]
+    assert proposals_block({"tfidf": {"label": "A", "p": 0.6}}) is None  # classifier pools: the prompt is unchanged
+    task = Task.from_dict({"name": "math", "type": "multiple_choice"})
+    shown = build_choice_messages(task, "2+2?\n\nOptions:\nA) 4\nB) 5", style="zero-shot", proposals=block)[1]["content"]
+    assert block in shown and shown.index("Problem:") < shown.index(block)
+    sentiment = Task.from_dict({"name": "s", "labels": ["negative", "positive"]})
+    reviewer = LLMReviewer(sentiment, LLMSettings(base_url="http://127.0.0.1:9/v1"))
+    assert block in reviewer.messages("nice", votes)[1]["content"] and "proposed" not in reviewer.messages("nice")[1]["content"]

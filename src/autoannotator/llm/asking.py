@@ -47,13 +47,14 @@ def letter_probs(response: dict, letter: str, *, task: Task, n_options: int) -> 
 
 async def judge(
     client: Completer, task: Task, text: str, *, prompt: PromptStyle, examples: Sequence[Example], structured: str,
-    samples: int, temperature: float, max_tokens: int | None, logprobs: bool, answer_retries: int,
+    samples: int, temperature: float, max_tokens: int | None, logprobs: bool, answer_retries: int, proposals: str | None = None,
 ) -> Judgement:  # fmt: skip
     """Ask about one item `samples` times and aggregate (`sampling.self_consistency`).
 
     Classification: the task's labels, parsed by `prompts.parse_label`. Multiple choice (`text` rendered by
     `choices.render_item`): the item's letters, extracted by `multiple_choice.extract_choice`; a text without
-    parsable options is `options_unparsed` without a request. Logprobs are asked for only with one sample."""
+    parsable options is `options_unparsed` without a request. Logprobs are asked for only with one sample.
+    `proposals`: other models' answers shown in the prompt (the reviewer's view of the pool)."""
     json_answer = structured != "none"
     logprobs = logprobs and samples == 1
     if task.type == "multiple_choice":
@@ -62,12 +63,12 @@ async def judge(
         except OptionsError:
             return Judgement(None, None, "options_unparsed")
         letters = ", ".join(LETTERS[: len(options)])
-        messages = build_choice_messages(task, text, style=prompt, examples=examples, json_answer=json_answer)
+        messages = build_choice_messages(task, text, style=prompt, examples=examples, json_answer=json_answer, proposals=proposals)
         schema, parse = choice_schema(len(options)), partial(extract_choice, options=options)
         read_logprobs = partial(letter_probs, task=task, n_options=len(options))
         correction = {"role": "user", "content": f"End with one line 'Answer: <letter>', the letter one of {letters}."}
     else:
-        messages = build_messages(task, text, style=prompt, examples=examples, json_answer=json_answer)
+        messages = build_messages(task, text, style=prompt, examples=examples, json_answer=json_answer, proposals=proposals)
         schema, parse = label_schema(task), partial(parse_label_or_reason, task=task)
         read_logprobs, correction = partial(label_probs_from_logprobs, task=task), correction_message(task)
     params = request_params(schema, prompt=prompt, structured=structured, temperature=temperature, max_tokens=max_tokens, logprobs=logprobs)

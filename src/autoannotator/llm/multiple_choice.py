@@ -15,8 +15,11 @@ _ANSWER_LINE = re.compile(r"^(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:=]\s*(
 _LETTER = re.compile(r"^\(?([A-Za-z])\)?(?:[\s.:)]+(.*))?$")
 
 
-def build_choice_messages(task: Task, text: str, *, style: PromptStyle, examples: Sequence[Example] = (), json_answer: bool = False) -> list[dict]:
-    """Chat messages for one rendered multiple-choice item (question and `X) option` lines).
+def build_choice_messages(
+    task: Task, text: str, *, style: PromptStyle, examples: Sequence[Example] = (), json_answer: bool = False, proposals: str | None = None
+) -> list[dict]:
+    """Chat messages for one rendered multiple-choice item (question and `X) option` lines); `proposals`
+    (`prompts.proposals_block`: what the pool's LLMs answered) goes after the problem.
 
     `cot` asks for reasoning and a final `Answer: <letter>` line; the other styles ask for the letter only
     (as JSON `{"answer": ...}` when `json_answer`). Few-shot examples show their rationale under `cot`."""
@@ -28,6 +31,8 @@ def build_choice_messages(task: Task, text: str, *, style: PromptStyle, examples
             shots.append(f"Problem:\n{e.text.strip()}{reasoning}\nAnswer: {e.label}")
         parts.append("Examples:\n\n" + "\n\n".join(shots))
     parts.append(f"Problem:\n{text.strip()}")
+    if proposals:
+        parts.append(proposals)
     if style == "cot":
         parts.append("Think step by step briefly, then write the final answer on the last line exactly as 'Answer: <letter>'.")
     elif json_answer:

@@ -37,14 +37,34 @@ def label_block(task: Task) -> str:
     return "\n".join(f"- {label.name}" + (f": {label.description}" if label.description else "") for label in task.labels)
 
 
-def build_messages(task: Task, text: str, *, style: PromptStyle, examples: Sequence[Example] = (), json_answer: bool = False) -> list[dict]:
-    """Chat messages for one item. The text goes in as a JSON string, so it cannot close its own quotes."""
+def proposals_block(votes: dict[str, dict]) -> str | None:
+    """What the pool's LLM specialists answered on an item (their `answer`, and for a chain of thought its last
+    reasoning lines), for the reviewer's prompt; None when no vote carries an LLM answer (classifier pools)."""
+    lines = []
+    for name, vote in votes.items():
+        if "answer" in vote:
+            reasoning = f" (last reasoning: {json.dumps(vote['reasoning'], ensure_ascii=False)})" if vote.get("reasoning") else ""
+            lines.append(f"- {name}: {vote['answer']}{reasoning}")
+        elif "reason" in vote:
+            lines.append(f"- {name}: no answer ({vote['reason']})")
+    if not any("answer" in vote for vote in votes.values()):
+        return None
+    return "Answers proposed by other models (they disagree; any may be wrong):\n" + "\n".join(lines)
+
+
+def build_messages(
+    task: Task, text: str, *, style: PromptStyle, examples: Sequence[Example] = (), json_answer: bool = False, proposals: str | None = None
+) -> list[dict]:
+    """Chat messages for one item. The text goes in as a JSON string, so it cannot close its own quotes.
+    `proposals` (`proposals_block`) goes after the text, before the answer instruction."""
     names = ", ".join(task.label_names)
     parts = [f"Task: {task.instruction or task.name}", f"Labels:\n{label_block(task)}"]
     if style != "zero-shot" and examples:
         shots = "\n\n".join(f"Text: {json.dumps(e.text, ensure_ascii=False)}\nLabel: {e.label}" for e in examples)
         parts.append(f"Examples:\n{shots}")
     parts.append(f"Text: {json.dumps(text, ensure_ascii=False)}")
+    if proposals:
+        parts.append(proposals)
     if style == "cot":
         parts.append(
             "Think step by step in at most three sentences, then give the final answer on the last line, "

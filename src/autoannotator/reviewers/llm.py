@@ -13,7 +13,7 @@ from autoannotator.llm.asking import judge
 from autoannotator.llm.client import ITEM_REFUSALS, CallFailed, ChatClient, ClientSettings, RequestRefused
 from autoannotator.llm.logprobs import label_probs_from_logprobs
 from autoannotator.llm.prices import PriceTable
-from autoannotator.llm.prompts import PromptStyle, build_messages, correction_message, label_schema, parse_label, pick_examples
+from autoannotator.llm.prompts import PromptStyle, build_messages, correction_message, label_schema, parse_label, pick_examples, proposals_block
 from autoannotator.llm.running import run_sync
 from autoannotator.reviewers.base import Answer, Reviewer, ReviewItem
 from autoannotator.store import RunStore
@@ -72,9 +72,11 @@ class LLMReviewer(Reviewer):
             params |= {"logprobs": True, "top_logprobs": 5}
         return params
 
-    def messages(self, text: str) -> list[dict]:
+    def messages(self, text: str, votes: dict[str, dict] | None = None) -> list[dict]:
+        """The prompt for one item; where the pool has LLM specialists, their answers (and reasoning tails) too."""
         json_answer = self.settings.structured != "none"
-        return build_messages(self.task, text, style=self.settings.prompt, examples=self.examples, json_answer=json_answer)
+        return build_messages(self.task, text, style=self.settings.prompt, examples=self.examples, json_answer=json_answer,
+                              proposals=proposals_block(votes or {}))  # fmt: skip
 
     async def _by_samples(self, client: ChatClient, item: ReviewItem) -> Answer:
         """Self-consistency over `samples` answers (temperature 0.7 unless set), and every multiple-choice item."""
@@ -83,7 +85,7 @@ class LLMReviewer(Reviewer):
         try:
             judged = await judge(client, self.task, item.text, prompt=s.prompt, examples=self.examples, structured=s.structured,
                                  samples=s.samples, temperature=temperature, max_tokens=s.max_tokens, logprobs=s.logprobs,
-                                 answer_retries=s.answer_retries)  # fmt: skip
+                                 answer_retries=s.answer_retries, proposals=proposals_block(item.votes))  # fmt: skip
         except RequestRefused as exc:
             return self._refused(item, exc, 1)
         return Answer(judged.label, probs=judged.probs, detail=judged.detail | {"model": s.model}, reason=judged.reason)
@@ -91,7 +93,7 @@ class LLMReviewer(Reviewer):
     async def _review_one(self, client: ChatClient, item: ReviewItem) -> Answer:
         if self.settings.samples > 1 or self.task.type == "multiple_choice":
             return await self._by_samples(client, item)
-        messages, params = self.messages(item.text), self._params()
+        messages, params = self.messages(item.text, item.votes), self._params()
         raw = None
         for attempt in range(1, self.settings.answer_retries + 2):
             try:
