@@ -91,3 +91,16 @@ def test_vote_rule_properties(votes: np.ndarray) -> None:
     assert np.all(result.uncertainty >= 0) and np.all(result.uncertainty <= 1 - 1 / k + 1e-12)
     assert np.array_equal(result.hard, counts.max(axis=1) < k)  # hard exactly where the specialists disagree
     assert np.all(counts[np.arange(len(result.labels)), result.labels] == counts.max(axis=1))  # a majority label
+
+
+@pytest.mark.parametrize("rule", ["entropy", "margin"])
+def test_unanimous_one_hot_items_are_never_reviewed_even_at_budget_one(rule: str) -> None:
+    probs = np.zeros((3, 4, 3))
+    probs[:, 0, 0] = 1.0  # all three sure of label 0
+    probs[:, 1, 2] = 1.0  # all three sure of label 2
+    probs[:, 2] = [[0.6, 0.4, 0.0], [0.2, 0.8, 0.0], [0.5, 0.5, 0.0]]  # disputed
+    probs[:, 3] = 0.0  # every specialist abstains
+    result = decide(probs, rule=rule, budget=1.0)
+    assert result.uncertainty[0] == 0.0 and result.uncertainty[1] == 0.0  # exactly, not 5e-11
+    assert result.hard.tolist() == [False, False, True, True]
+    assert result.uncertainty[3] == pytest.approx(1.0)

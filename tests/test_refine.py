@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
@@ -154,7 +153,7 @@ def test_cold_start_labels_a_seed_with_the_reviewer_first(task: Task, tweets_fra
     result = make().annotate(frame)
     assert "fit:tfidf" in result.summary.seconds
     store = RunStore(tmp_path / "r" / STORE_FILE)
-    seed_rows = json.loads(store.get_meta("seed_rows"))
+    seed_rows = store.seed_rows()
     assert len(seed_rows) == 100
     assert (result.frame.loc[seed_rows, "label_source"] == "gold").all()
     assert (result.frame.loc[seed_rows, "votes"] == "{}").all()  # labeled before any specialist existed

@@ -321,7 +321,10 @@ def open_store(run_dir: Path) -> Iterator[RunStore]:
 
     if not (run_dir / STORE_FILE).is_file():
         fail(f"no run store in {run_dir} (run annotate first)")
-    store = RunStore(run_dir / STORE_FILE)
+    try:
+        store = RunStore(run_dir / STORE_FILE)
+    except AnnotatorError as exc:
+        fail(str(exc))
     try:
         yield store
     finally:

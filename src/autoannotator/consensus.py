@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from scipy.special import entr
 
 Rule = Literal["vote", "margin", "entropy"]
 ABSTAIN = -1
@@ -60,10 +61,12 @@ def margin_uncertainty(mean_probs: np.ndarray) -> np.ndarray:
 
 
 def entropy_uncertainty(mean_probs: np.ndarray) -> np.ndarray:
-    """Entropy of the mean distribution divided by log(n_labels), in [0, 1]."""
-    p = np.clip(mean_probs, 1e-12, 1.0)
-    p = p / p.sum(axis=1, keepdims=True)
-    return -(p * np.log(p)).sum(axis=1) / math.log(p.shape[1])
+    """Entropy of the mean distribution divided by log(n_labels), in [0, 1]: exactly 0 when one label has
+    all the mass (0 log 0 = 0, no clipping), 1 for an item every specialist abstained on."""
+    total = mean_probs.sum(axis=1, keepdims=True)
+    n_labels = mean_probs.shape[1]
+    p = np.where(total > 0, mean_probs / np.where(total > 0, total, 1.0), 1.0 / n_labels)
+    return entr(p).sum(axis=1) / math.log(n_labels)
 
 
 def route_by_threshold(uncertainty: np.ndarray, epsilon: float | None) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from autoannotator.consensus import Rule, decide
+from autoannotator.consensus import Rule
 from autoannotator.errors import AnnotatorError
 from autoannotator.executors import Executor, create_executor
 from autoannotator.io import read_table, rename_columns, write_table
@@ -21,8 +21,8 @@ from autoannotator.items import InputItems, items_from_frame, labeled_seed
 from autoannotator.progress import progress_bar
 from autoannotator.reasons import count_reasons, unresolved_reason
 from autoannotator.randomness import use_deterministic_kernels
-from autoannotator.refine import Labeled, RefineSettings, Refiner
-from autoannotator.scoring import ConsensusSettings, Scored, votes_of
+from autoannotator.refine import RESCORE_KEY, Labeled, RefineSettings, Refiner
+from autoannotator.scoring import ConsensusSettings, Scored
 from autoannotator.reviewers import Reviewer, ReviewItem, create_reviewer
 from autoannotator.specialists import Specialist, create_specialist, load_specialist
 from autoannotator.specialists.base import check_remote_code, options_model, specialist_class
@@ -312,26 +312,24 @@ class Annotator:
         self, store: RunStore, items: InputItems, records: list[dict], seconds: dict[str, float]
     ) -> tuple[list[str], list[str]]:
         """Cold start (paper Table 7): the seed reviewer labels `seed_size` random items first; they stay in the
-        run as reviewed items and train the specialists. On resume the same items are read back."""
-        rows = json.loads(store.get_meta("seed_rows") or "null")
-        if rows is None:
+        run, marked as seed items, and train the specialists (refinement replays them as the seed, never as
+        reviewed hard items). On resume the same items are read back."""
+        rows = store.seed_rows()
+        if not rows:  # chosen and stored in one transaction: a run killed at any point finds them all or none
             with_text = [r for r in range(len(items)) if items.texts[r].strip()]
             rng = np.random.default_rng(self.random_seed)
             rows = sorted(int(r) for r in rng.choice(with_text, size=min(self.seed_size, len(with_text)), replace=False))
             store.save_items(
                 ItemRecord(row=r, item_id=items.ids[r], text_hash=items.hashes[r], text=items.texts[r], state="pending_review",
-                           label=None, label_source="unresolved", consensus_label=None, uncertainty=None, votes={})
+                           label=None, label_source="unresolved", consensus_label=None, uncertainty=None, votes={}, seed=True)
                 for r in rows
             )  # fmt: skip
-            with store.transaction():
-                store.set_meta("seed_rows", json.dumps(rows))
         main_reviewer, self.reviewer = self.reviewer, self.seed_reviewer
         try:
             self._review(store, store.pending_review(rows), items, records, seconds)
         finally:
             self.reviewer = main_reviewer
-        wanted = set(rows)
-        labeled = [r for r in store.items() if r.row in wanted and r.label is not None]
+        labeled = [r for r in store.by_rows(rows) if r.label is not None]
         if len({r.label for r in labeled}) < 2:
             raise AnnotatorError(f"the seed reviewer labeled {len(labeled)} of {len(rows)} seed items: too few to train on")
         return [r.text for r in labeled], [r.label for r in labeled]
@@ -343,33 +341,33 @@ class Annotator:
         """Run refinement rounds while β reviewed items wait; re-score shaky consensus items after a promotion."""
         if self.refiner is None:
             return
+        self._rescore(store, items, records, seconds)  # a re-scoring that a killed run left unfinished
         while self.refiner.due(store):
             t0 = time.perf_counter()
-            report = self.refiner.run_round(store, self.specialists, Labeled(*seed_data) if seed_data else None)
+            self.refiner.run_round(store, self.specialists, Labeled(*seed_data) if seed_data else None)
             seconds["refine"] = seconds.get("refine", 0.0) + time.perf_counter() - t0
-            promoted = any(v["promoted"] for v in report.specialists.values())
-            if promoted and self.refine.rescore_below is not None:
-                rerouted = self._rescore(store, items, seconds)
-                if rerouted:
-                    self._review(store, store.pending_review(rerouted), items, records, seconds)
+            self._rescore(store, items, records, seconds)
 
-    def _rescore(self, store: RunStore, items: InputItems, seconds: dict[str, float]) -> list[int]:
-        """Consensus items whose voters were less sure than `rescore_below` are scored again by the refined
-        pool; those whose label flips (or that are now disputed) go back to review. Returns their rows."""
-        threshold = self.refine.rescore_below
-        shaky = [r for r in store.items() if r.label_source == "consensus"
-                 and np.mean([v["p"] for v in r.votes.values()] or [1.0]) < threshold]  # fmt: skip
-        if not shaky:
-            return []
-        probs = np.stack([s.predict_proba([r.text for r in shaky]) for s in self.specialists.values()])
-        result = decide(probs, rule=self.rule, epsilon=self.epsilon, budget=self.budget)
-        labels, names, rerouted = self.task.label_names, list(self.specialists), []
-        for j, record in enumerate(shaky):
-            new_label = labels[result.labels[j]]
-            if new_label != record.label or result.hard[j]:
-                store.reroute(record.row, votes_of(result, probs, j, names, labels), new_label, round(float(result.uncertainty[j]), 6))
-                rerouted.append(record.row)
-        return rerouted
+    def _rescore(self, store: RunStore, items: InputItems, records: list[dict], seconds: dict[str, float]) -> None:
+        """After a promotion (the round left RESCORE_KEY in the store): consensus items whose voters were less
+        sure than `rescore_below` are scored again by the refined pool through the executor, as any chunk is,
+        one transaction per chunk; those whose label flips or that are now hard go back to review. The
+        review budget was spent when the items were first routed, so under a budget only a flip or no majority
+        sends an item back. The store keeps the last row done: a killed run resumes after it."""
+        marker = store.get_meta(RESCORE_KEY)
+        if marker is None:
+            return
+        after = int(marker)
+        settings = ConsensusSettings(self.rule, self.epsilon, None if self.budget is None else 0.0)
+        while chunk := store.consensus_below(self.refine.rescore_below, after_row=after, limit=self.chunk_size):
+            outcomes = self._score(store, [r.row for r in chunk], [r.text for r in chunk], [r.item_id for r in chunk], settings, seconds)
+            changes = [(r.row, o.votes, o.consensus_label, o.uncertainty, o.unanimous)
+                       for r, o in zip(chunk, outcomes) if o.hard or o.consensus_label != r.label]  # fmt: skip
+            after = chunk[-1].row
+            store.reroute(changes, progress=(RESCORE_KEY, str(after)))
+            if changes:
+                self._review(store, store.pending_review([c[0] for c in changes]), items, records, seconds)
+        store.delete_meta(RESCORE_KEY)
 
     def _build_specialist(
         self, spec: SpecialistSpec, seed_data: tuple[list[str], list[str]] | None, seconds: dict[str, float]
@@ -405,23 +403,30 @@ class Annotator:
                 for i in scored
             ]  # fmt: skip
         elif scored:
-            outcomes = self.executor.score(
-                [rows[i] for i in scored], [texts[i] for i in scored], specialists=self.specialists,
-                labels=self.task.label_names, settings=ConsensusSettings(self.rule, self.epsilon, self.budget),
-                run_dir=self.run_dir, seconds=seconds,
-            )  # fmt: skip
+            settings = ConsensusSettings(self.rule, self.epsilon, self.budget)
+            outcomes = self._score(store, [rows[i] for i in scored], [texts[i] for i in scored],
+                                   [items.ids[rows[i]] for i in scored], settings, seconds)  # fmt: skip
             for i, outcome in zip(scored, outcomes):
                 records.append(self._record(rows[i], items, outcome))
         t0 = time.perf_counter()
         store.save_items(sorted(records, key=lambda r: r.row))
         seconds["store"] = seconds.get("store", 0.0) + time.perf_counter() - t0
 
+    def _score(
+        self, store: RunStore, rows: list[int], texts: list[str], item_ids: list[str], settings: ConsensusSettings,
+        seconds: dict[str, float],
+    ) -> list[Scored]:  # fmt: skip
+        """The one scoring path: the executor runs the pool on `texts` (non-empty) and decides by consensus."""
+        versions = {name: store.active_specialist(name)[0] for name in self.specialists}
+        return self.executor.score(rows, texts, specialists=self.specialists, labels=self.task.label_names, settings=settings,
+                                   run_dir=self.run_dir, seconds=seconds, item_ids=item_ids, versions=versions)  # fmt: skip
+
     def _record(self, row: int, items: InputItems, outcome: Scored) -> ItemRecord:
         """The stored form of a scored item: done with its consensus label, or waiting for review."""
         return ItemRecord(row=row, item_id=items.ids[row], text_hash=items.hashes[row], text=items.texts[row],
                           state="pending_review" if outcome.hard else "done", label=None if outcome.hard else outcome.consensus_label,
                           label_source="unresolved" if outcome.hard else "consensus", consensus_label=outcome.consensus_label,
-                          uncertainty=outcome.uncertainty, votes=outcome.votes)  # fmt: skip
+                          uncertainty=outcome.uncertainty, votes=outcome.votes, unanimous=outcome.unanimous)  # fmt: skip
 
     def _review(
         self, store: RunStore, pending: list[ItemRecord], items: InputItems, records: list[dict], seconds: dict[str, float]

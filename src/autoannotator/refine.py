@@ -21,6 +21,9 @@ from autoannotator.specialists import Specialist
 from autoannotator.store import ItemRecord, RunStore
 
 
+RESCORE_KEY = "rescore_after_row"  # meta key: a promotion's re-scoring is under way, done up to this row
+
+
 class RefineSettings(BaseModel):
     """When a round starts and what it trains on."""
 
@@ -48,13 +51,18 @@ class Labeled:
         return cls([r.text for r in records], [r.label for r in records])
 
     def sample(self, n: int, rng: np.random.Generator) -> Labeled:
-        if n >= len(self) or n <= 0:
-            return self if n >= len(self) else Labeled([], [])
-        index = rng.choice(len(self), size=n, replace=False)
+        index = sample_indices(len(self), n, rng)
         return Labeled([self.texts[i] for i in index], [self.labels[i] for i in index])
 
     def __add__(self, other: Labeled) -> Labeled:
         return Labeled(self.texts + other.texts, self.labels + other.labels)
+
+
+def sample_indices(size: int, n: int, rng: np.random.Generator) -> Sequence[int]:
+    """`n` of the indices 0..size-1 drawn without replacement (all of them when n >= size, none when n <= 0)."""
+    if n >= size:
+        return range(size)
+    return [] if n <= 0 else rng.choice(size, size=n, replace=False).tolist()
 
 
 def gate_accuracy(specialist: Specialist, gate: Labeled) -> float:
@@ -108,7 +116,7 @@ class Refiner:
         self.run_dir = run_dir
 
     def due(self, store: RunStore) -> bool:
-        return len(store.labeled_by_review(used=False)) >= self.settings.beta
+        return store.count_reviewed_unused() >= self.settings.beta
 
     def run_round(self, store: RunStore, pool: dict[str, Specialist], seed: Labeled | None) -> RoundReport:
         """One round over the unused reviewed items; promoted candidates replace their specialists in `pool`."""
@@ -121,9 +129,10 @@ class Refiner:
         gate_new, pool_new = [new[i] for i in order[:n_gate]], [new[i] for i in order[n_gate:]]
         gate = Labeled.of(store.labeled_by_review(gate=True) + gate_new)
         earlier = Labeled.of(store.labeled_by_review(used=True)) + (seed or Labeled([], []))
-        consensus = Labeled.of(store.unanimous_consensus())
         fresh = Labeled.of(pool_new)
-        confident = consensus.sample(round(s.replay_consensus * len(fresh)), rng)  # one consensus sample for both mixes
+        unanimous = store.unanimous_rows()  # rows only: the records of the sample alone are read
+        picked = sample_indices(len(unanimous), round(s.replay_consensus * len(fresh)), rng)
+        confident = Labeled.of(store.by_rows([unanimous[i] for i in picked]))  # one consensus sample for both mixes
         incremental = fresh + earlier.sample(round(s.replay * len(fresh)), rng) + confident
         everything = fresh + earlier + confident
         versions, report = [], {}
@@ -143,9 +152,10 @@ class Refiner:
         seconds = time.perf_counter() - started
         # The items the round trained on: the incremental mix is part of the refit kinds' set, so the largest set.
         train_size = max((v["train_size"] for v in versions), default=0)
+        rescore = s.rescore_below is not None and any(v["promoted"] for v in versions)
         number = store.commit_round(
             pool_rows=[r.row for r in pool_new], gate_rows=[r.row for r in gate_new],
-            train_size=train_size, seconds=seconds, versions=versions,
+            train_size=train_size, seconds=seconds, versions=versions, meta={RESCORE_KEY: "-1"} if rescore else None,
         )  # fmt: skip
         return RoundReport(number=number, pool_size=len(new), gate_size=len(gate_new), train_size=train_size,
                            seconds=seconds, specialists=report)  # fmt: skip

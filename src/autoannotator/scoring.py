@@ -28,6 +28,7 @@ class Scored:
     consensus_label: str | None
     uncertainty: float
     votes: dict[str, dict]
+    unanimous: bool = False  # every specialist voted, all for the same label (under any rule)
 
 
 def votes_of(
@@ -61,8 +62,10 @@ def score(
     names = list(specialists)
     out = []
     for j in range(len(texts)):
-        majority = labels[result.labels[j]] if result.votes[:, j].max() >= 0 else None
+        column = result.votes[:, j]
+        majority = labels[result.labels[j]] if column.max() >= 0 else None
         out.append(Scored(hard=bool(result.hard[j]) or majority is None, consensus_label=majority,
-                          uncertainty=round(float(result.uncertainty[j]), 6), votes=votes_of(result, stacked, j, names, labels, details)))  # fmt: skip
+                          uncertainty=round(float(result.uncertainty[j]), 6), votes=votes_of(result, stacked, j, names, labels, details),
+                          unanimous=bool(column.min() >= 0 and (column == column[0]).all())))  # fmt: skip
     seconds["consensus"] = seconds.get("consensus", 0.0) + time.perf_counter() - started
     return out

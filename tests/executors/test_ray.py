@@ -109,3 +109,36 @@ def test_ray_actors_abstain_where_a_label_maps_to_null(cluster, seed_frame, twee
     assert on_ray["votes"].tolist() == local["votes"].tolist()
     lexicon_votes = [json.loads(v)["lexicon"]["label"] for v in on_ray["votes"]]
     assert lexicon_votes.count(None) > 10  # VADER's neutral texts: an abstention, not a vote for "negative"
+
+
+def test_a_block_is_reused_only_for_the_same_items_texts_and_versions(tmp_path: Path) -> None:
+    from autoannotator.executors.ray import block_key, reusable_block, write_block
+    from autoannotator.scoring import ConsensusSettings
+
+    results = pd.DataFrame({"row": [11, 10], "hard": [False, True], "consensus_label": ["positive", None], "uncertainty": [0.0, 1.0],
+                            "votes": ['{"tfidf": {"label": "positive", "p": 0.9}}', "{}"], "unanimous": [True, False]})  # fmt: skip
+    key = block_key({"tfidf": 1}, ConsensusSettings())
+    block = tmp_path / "rows-10-11.parquet"
+    write_block(block, results, [10, 11], ["a", "b"], ["ha", "hb"], key)
+    assert reusable_block(block, [10, 11], ["a", "b"], ["ha", "hb"], key)[11].consensus_label == "positive"
+    assert reusable_block(block, [10, 11], ["a", "x"], ["ha", "hb"], key) is None  # another item at row 11
+    assert reusable_block(block, [10, 11], ["a", "b"], ["ha", "changed"], key) is None  # its text changed
+    assert reusable_block(block, [10, 11], ["a", "b"], ["ha", "hb"], block_key({"tfidf": 2}, ConsensusSettings())) is None
+    assert reusable_block(block, [10, 11], ["a", "b"], ["ha", "hb"], block_key({"tfidf": 1}, ConsensusSettings(budget=0.0))) is None
+
+
+@pytest.mark.slow
+def test_a_block_left_by_another_run_in_the_same_folder_is_not_reused(cluster, task: Task, tweets_frame, seed_frame, tmp_path: Path) -> None:
+    from autoannotator.executors.ray import RayExecutor
+
+    def annotate(frame: pd.DataFrame, run_dir: Path, executor: object = "local") -> pd.DataFrame:
+        return Annotator(task, specialists=["tfidf", "lexicon"], reviewer="none", run_dir=run_dir, chunk_size=120,
+                         executor=executor).annotate(frame, seed=seed_frame).frame  # fmt: skip
+
+    executor = RayExecutor(num_actors=1, batch_size=64)
+    annotate(tweets_frame.iloc[:120], tmp_path / "run", executor)
+    for path in (tmp_path / "run").glob("run.sqlite*"):  # the store deleted to start over; its blocks left behind
+        path.unlink()
+    other = tweets_frame.iloc[120:240].reset_index(drop=True)
+    on_ray = annotate(other, tmp_path / "run", executor)
+    assert on_ray["votes"].tolist() == annotate(other, tmp_path / "local")["votes"].tolist()

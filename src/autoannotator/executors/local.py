@@ -10,13 +10,19 @@ from autoannotator.specialists import Specialist
 
 
 class Executor(Protocol):
-    """Scores chunks of texts with the run's specialist pool."""
+    """Scores chunks of texts with the run's specialist pool.
+
+    `rows` and `item_ids` name the items, `versions` the active version of each specialist
+    ({name: version}): an executor that keeps results (Ray's blocks) reuses them only for the same
+    items, texts and versions.
+    """
 
     name: str
 
     def score(
         self, rows: list[int], texts: list[str], *, specialists: dict[str, Specialist], labels: list[str],
-        settings: ConsensusSettings, run_dir: Path, seconds: dict[str, float],
+        settings: ConsensusSettings, run_dir: Path, seconds: dict[str, float], item_ids: list[str] | None = None,
+        versions: dict[str, int] | None = None,
     ) -> list[Scored]: ...  # fmt: skip
 
 
@@ -25,6 +31,7 @@ class LocalExecutor:
 
     def score(
         self, rows: list[int], texts: list[str], *, specialists: dict[str, Specialist], labels: list[str],
-        settings: ConsensusSettings, run_dir: Path, seconds: dict[str, float],
+        settings: ConsensusSettings, run_dir: Path, seconds: dict[str, float], item_ids: list[str] | None = None,
+        versions: dict[str, int] | None = None,
     ) -> list[Scored]:  # fmt: skip
         return score(specialists, labels, texts, settings, seconds)

@@ -12,8 +12,10 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from autoannotator.errors import AnnotatorError
+
 STORE_FILE = "run.sqlite"
-SCHEMA_VERSION = "4"  # 4: llm_calls.cost_usd may be NULL (unknown price)
+SCHEMA_VERSION = "5"  # 4: llm_calls.cost_usd may be NULL (unknown price); 5: items.unanimous, confidence, seed
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,9 +39,11 @@ CREATE TABLE IF NOT EXISTS items (
     used_in_round INTEGER,
     gate INTEGER NOT NULL DEFAULT 0,
     session INTEGER NOT NULL REFERENCES sessions(id),
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    unanimous INTEGER NOT NULL DEFAULT 0,
+    confidence REAL,
+    seed INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS items_state ON items(state);
 CREATE TABLE IF NOT EXISTS reviews (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     row INTEGER NOT NULL REFERENCES items(row),
@@ -97,6 +101,43 @@ CREATE TABLE IF NOT EXISTS rounds (
 );
 """
 
+# What a store of version 4 lacks: "all voters agreed", the voters' mean confidence and the seed flag per item
+# (filled in from the votes and the seed_rows meta key by `_upgrade_4_to_5`).
+UPGRADE_4_TO_5 = """
+ALTER TABLE items ADD COLUMN unanimous INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE items ADD COLUMN confidence REAL;
+ALTER TABLE items ADD COLUMN seed INTEGER NOT NULL DEFAULT 0;
+"""
+
+# Indexes that keep each chunk's store work independent of the run's length: refinement's trigger counts
+# reviewed items not yet used, replay samples unanimous items, re-scoring walks shaky consensus items,
+# the review page reads one item's answers.
+INDEXES = """
+CREATE INDEX IF NOT EXISTS items_state ON items(state);
+CREATE INDEX IF NOT EXISTS items_reviewed_unused ON items(row) WHERE state = 'done'
+    AND label_source IN ('gold', 'llm', 'human') AND seed = 0 AND gate = 0 AND used_in_round IS NULL;
+CREATE INDEX IF NOT EXISTS items_unanimous ON items(row) WHERE label_source = 'consensus' AND unanimous = 1;
+CREATE INDEX IF NOT EXISTS items_consensus ON items(row, confidence) WHERE label_source = 'consensus';
+CREATE INDEX IF NOT EXISTS reviews_row ON reviews(row);
+CREATE INDEX IF NOT EXISTS reviews_answers ON reviews(reviewer, row) WHERE label IS NOT NULL;
+"""
+
+
+def statements(script: str) -> list[str]:
+    """The SQL statements of a script (one per `;`), to run inside a transaction (executescript would commit)."""
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def mean_confidence(votes: dict) -> float:
+    """The voters' mean top probability (1.0 with no voter): what `--rescore-below` compares."""
+    return sum(v["p"] for v in votes.values()) / len(votes) if votes else 1.0
+
+
+def all_agreed(votes: dict) -> bool:
+    """Every voter voted (none abstained) and for the same label."""
+    labels = {v["label"] for v in votes.values()}
+    return bool(votes) and len(labels) == 1 and None not in labels
+
 
 def now() -> str:
     """The current UTC time as ISO 8601 to the second (the store's timestamps)."""
@@ -115,11 +156,71 @@ class Database:
         self.path = path
         self.conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.executescript(SCHEMA)
         self.session: int | None = None
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self._check_schema()
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise AnnotatorError(f"{path} is not a run store ({exc})") from None
+        except AnnotatorError:
+            self.conn.close()
+            raise
+
+    def _schema_version(self) -> str | None:
+        """The store's schema version; None for a new, empty file."""
+        tables = {r["name"] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            return None
+        if "meta" not in tables or "items" not in tables:
+            raise AnnotatorError(f"{self.path} is not a run store (it holds other tables: {', '.join(sorted(tables))})")
+        return self.get_meta("schema_version") or "3"  # version 3 wrote its version only along with a fingerprint
+
+    def _check_schema(self) -> None:
+        """Create the schema in a new file, upgrade a store of version 3 or 4, refuse any other version with one line."""
+        if self._schema_version() == SCHEMA_VERSION:
+            return
+        with self.transaction() as conn:
+            version = self._schema_version()  # again, under the write lock: another process may have done it
+            if version is None:
+                for statement in statements(SCHEMA):
+                    conn.execute(statement)
+            elif version in ("3", "4"):
+                if version == "3":
+                    self._upgrade_3_to_4()
+                self._upgrade_4_to_5()
+            elif version != SCHEMA_VERSION:
+                raise AnnotatorError(
+                    f"the run store {self.path} has schema version {version}, this AutoAnnotator reads version {SCHEMA_VERSION} "
+                    "(and upgrades versions 3 and 4): use the AutoAnnotator that wrote it, or another --run-dir"
+                )
+            for statement in statements(INDEXES):
+                conn.execute(statement)
+            self.set_meta("schema_version", SCHEMA_VERSION)
+
+    def _upgrade_3_to_4(self) -> None:
+        """Version 3 -> 4 inside the caller's transaction: `llm_calls.cost_usd` may be NULL (SQLite changes a
+        column's constraint only by rebuilding the table)."""
+        create = next(s for s in statements(SCHEMA) if s.startswith("CREATE TABLE IF NOT EXISTS llm_calls "))
+        self.conn.execute(create.replace("llm_calls ", "llm_calls_4 ", 1))
+        self.conn.execute("INSERT INTO llm_calls_4 SELECT * FROM llm_calls")
+        self.conn.execute("DROP TABLE llm_calls")
+        self.conn.execute("ALTER TABLE llm_calls_4 RENAME TO llm_calls")
+
+    def _upgrade_4_to_5(self) -> None:
+        """Version 4 -> 5 inside the caller's transaction: new item columns, filled in from what version 4 kept."""
+        conn = self.conn
+        for statement in statements(UPGRADE_4_TO_5):
+            conn.execute(statement)
+        updates = []
+        for r in conn.execute("SELECT row, votes FROM items").fetchall():
+            votes = json.loads(r["votes"])
+            updates.append((int(all_agreed(votes)), mean_confidence(votes), r["row"]))
+        conn.executemany("UPDATE items SET unanimous = ?, confidence = ? WHERE row = ?", updates)
+        seed_rows = json.loads(self.get_meta("seed_rows") or "[]")
+        conn.executemany("UPDATE items SET seed = 1 WHERE row = ?", [(r,) for r in seed_rows])
 
     def close(self) -> None:
         self.conn.close()
@@ -141,6 +242,9 @@ class Database:
 
     def set_meta(self, key: str, value: str) -> None:
         self.conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def delete_meta(self, key: str) -> None:
+        self.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
 
     def start_session(self) -> int:
         cur = self.conn.execute("INSERT INTO sessions(started_at) VALUES (?)", (now(),))

@@ -7,7 +7,9 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from autoannotator.store.database import Database, now
+from autoannotator.store.database import Database, all_agreed, mean_confidence, now
+
+REVIEWED = "state = 'done' AND label_source IN ('gold', 'llm', 'human') AND seed = 0"
 
 
 @dataclass
@@ -25,6 +27,8 @@ class ItemRecord:
     votes: dict
     reviewed_label: str | None = None
     text: str = ""
+    unanimous: bool = False
+    seed: bool = False
 
 
 def record_from_row(row: sqlite3.Row) -> ItemRecord:
@@ -33,6 +37,7 @@ def record_from_row(row: sqlite3.Row) -> ItemRecord:
         row=row["row"], item_id=row["item_id"], text_hash=row["text_hash"], state=row["state"], label=row["label"],
         label_source=row["label_source"], consensus_label=row["consensus_label"], uncertainty=row["uncertainty"],
         votes=json.loads(row["votes"]), reviewed_label=row["reviewed_label"], text=row["text"],
+        unanimous=bool(row["unanimous"]), seed=bool(row["seed"]),
     )  # fmt: skip
 
 
@@ -50,13 +55,15 @@ class ItemTable:
         """Insert one chunk's items in one transaction; an item stored before is an error, never a second label."""
         rows = [
             (r.row, r.item_id, r.text_hash, r.text, r.state, r.label, r.label_source, r.consensus_label, r.uncertainty,
-             json.dumps(r.votes, sort_keys=True), r.reviewed_label, self.db.session, now())
+             json.dumps(r.votes, sort_keys=True), r.reviewed_label, self.db.session, now(), int(r.unanimous),
+             mean_confidence(r.votes), int(r.seed))
             for r in records
         ]  # fmt: skip
         with self.db.transaction() as conn:
             conn.executemany(
-                "INSERT INTO items(row, item_id, text_hash, text, state, label, label_source, consensus_label,"
-                " uncertainty, votes, reviewed_label, session, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO items(row, item_id, text_hash, text, state, label, label_source, consensus_label, uncertainty,"
+                " votes, reviewed_label, session, updated_at, unanimous, confidence, seed)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 
@@ -99,28 +106,60 @@ class ItemTable:
         return {r["row"]: (r["state"], r["reason"]) for r in cursor}
 
     def labeled_by_review(self, *, used: bool | None = None, gate: bool = False) -> list[ItemRecord]:
-        """Reviewed items (gold, llm or human): not yet used in a round (used=False), used, or all; gate or not."""
-        where = "label_source IN ('gold', 'llm', 'human') AND state = 'done' AND gate = ?"
+        """Reviewed items (gold, llm or human; seed items are not among them): not yet used in a round
+        (used=False), used, or all; gate or not."""
+        where = f"{REVIEWED} AND gate = ?"
         if used is not None:
             where += " AND used_in_round IS " + ("NOT NULL" if used else "NULL")
         return [record_from_row(r) for r in self.db.conn.execute(f"SELECT * FROM items WHERE {where} ORDER BY row", (int(gate),))]
 
-    def unanimous_consensus(self) -> list[ItemRecord]:
-        """Items every specialist agreed on: the confident consensus that replay mixes in."""
-        cursor = self.db.conn.execute("SELECT * FROM items WHERE label_source = 'consensus' AND uncertainty = 0 ORDER BY row")
+    def count_reviewed_unused(self) -> int:
+        """How many reviewed items wait for a refinement round (an index holds just those: cost ~ that count)."""
+        return self.db.conn.execute(
+            f"SELECT COUNT(*) FROM items INDEXED BY items_reviewed_unused WHERE {REVIEWED} AND gate = 0 AND used_in_round IS NULL"
+        ).fetchone()[0]
+
+    def seed_rows(self) -> list[int]:
+        """Rows of the items a seed reviewer labeled first (`--seed-label`)."""
+        return [r["row"] for r in self.db.conn.execute("SELECT row FROM items WHERE seed = 1 ORDER BY row")]
+
+    def unanimous_rows(self) -> list[int]:
+        """Rows of the consensus items every specialist voted for (none abstained): what replay samples from."""
+        cursor = self.db.conn.execute("SELECT row FROM items INDEXED BY items_unanimous WHERE label_source = 'consensus' AND unanimous = 1 ORDER BY row")
+        return [r["row"] for r in cursor]
+
+    def by_rows(self, rows: list[int]) -> list[ItemRecord]:
+        """The items at `rows`, in that order."""
+        found: dict[int, ItemRecord] = {}
+        for start in range(0, len(rows), 500):  # SQLite caps the number of parameters
+            part = rows[start : start + 500]
+            cursor = self.db.conn.execute(f"SELECT * FROM items WHERE row IN ({','.join('?' * len(part))})", part)
+            found |= {r["row"]: record_from_row(r) for r in cursor}
+        return [found[r] for r in rows]
+
+    def consensus_below(self, confidence: float, *, after_row: int, limit: int) -> list[ItemRecord]:
+        """Up to `limit` consensus items past `after_row` (in row order) whose voters' mean confidence is under `confidence`."""
+        cursor = self.db.conn.execute(
+            "SELECT * FROM items INDEXED BY items_consensus WHERE label_source = 'consensus' AND row > ? AND confidence < ? ORDER BY row LIMIT ?",
+            (after_row, confidence, limit),
+        )
         return [record_from_row(r) for r in cursor]
 
-    def reroute(self, row: int, votes: dict, consensus_label: str | None, uncertainty: float) -> None:
-        """Send a consensus item back to review with the refined pool's votes (its label flipped); the review
-        log keeps a line saying so, with the old label."""
+    def reroute(self, changes: list[tuple[int, dict, str | None, float, bool]], *, progress: tuple[str, str] | None = None) -> None:
+        """Send consensus items back to review with the refined pool's (row, votes, consensus_label, uncertainty,
+        unanimous); the review log keeps a line for each, with the old label. One transaction, which also
+        records `progress` (a meta key and value) so that a killed re-scoring resumes after it."""
         with self.db.transaction() as conn:
-            old = conn.execute("SELECT label FROM items WHERE row = ?", (row,)).fetchone()["label"]
-            conn.execute(
-                "INSERT INTO reviews(row, reviewer, label, probs, detail, session, created_at) VALUES (?, 'refine', NULL, NULL, ?, ?, ?)",
-                (row, json.dumps({"rerouted": True, "old_label": old, "new_votes": votes}), self.db.session, now()),
-            )
-            conn.execute(
-                "UPDATE items SET state = 'pending_review', label = NULL, label_source = 'unresolved', votes = ?,"
-                " consensus_label = ?, uncertainty = ?, updated_at = ? WHERE row = ? AND label_source = 'consensus'",
-                (json.dumps(votes, sort_keys=True), consensus_label, uncertainty, now(), row),
-            )
+            for row, votes, consensus_label, uncertainty, unanimous in changes:
+                old = conn.execute("SELECT label FROM items WHERE row = ?", (row,)).fetchone()["label"]
+                conn.execute(
+                    "INSERT INTO reviews(row, reviewer, label, probs, detail, session, created_at) VALUES (?, 'refine', NULL, NULL, ?, ?, ?)",
+                    (row, json.dumps({"rerouted": True, "old_label": old, "new_votes": votes}), self.db.session, now()),
+                )
+                conn.execute(
+                    "UPDATE items SET state = 'pending_review', label = NULL, label_source = 'unresolved', votes = ?, consensus_label = ?,"
+                    " uncertainty = ?, unanimous = ?, confidence = ?, updated_at = ? WHERE row = ? AND label_source = 'consensus'",
+                    (json.dumps(votes, sort_keys=True), consensus_label, uncertainty, int(unanimous), mean_confidence(votes), now(), row),
+                )
+            if progress is not None:
+                self.db.set_meta(*progress)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from autoannotator.errors import AnnotatorError
-from autoannotator.store.database import SCHEMA_VERSION, STORE_FILE, Database
+from autoannotator.store.database import STORE_FILE, Database
 from autoannotator.store.items import ItemTable
 from autoannotator.store.llm_ledger import LLMLedger
 from autoannotator.store.reviews import ReviewLog
@@ -55,7 +55,6 @@ class RunStore:
         existing = store.get_meta("fingerprint")
         if existing is None:
             with store.transaction():
-                store.set_meta("schema_version", SCHEMA_VERSION)
                 store.set_meta("fingerprint", wanted)
         elif existing != wanted:
             changed = sorted(k for k, v in json.loads(existing).items() if fingerprint.get(k) != v)
@@ -81,6 +80,7 @@ class RunStore:
     transaction = _forward("db", Database.transaction)
     get_meta = _forward("db", Database.get_meta)
     set_meta = _forward("db", Database.set_meta)
+    delete_meta = _forward("db", Database.delete_meta)
     start_session = _forward("db", Database.start_session)
     finish_session = _forward("db", Database.finish_session)
     record_seconds = _forward("db", Database.record_seconds)
@@ -96,7 +96,11 @@ class RunStore:
     count_by_source = _forward("records", ItemTable.count_by_source)
     unresolved_states = _forward("records", ItemTable.unresolved_states)
     labeled_by_review = _forward("records", ItemTable.labeled_by_review)
-    unanimous_consensus = _forward("records", ItemTable.unanimous_consensus)
+    count_reviewed_unused = _forward("records", ItemTable.count_reviewed_unused)
+    seed_rows = _forward("records", ItemTable.seed_rows)
+    unanimous_rows = _forward("records", ItemTable.unanimous_rows)
+    by_rows = _forward("records", ItemTable.by_rows)
+    consensus_below = _forward("records", ItemTable.consensus_below)
     reroute = _forward("records", ItemTable.reroute)
 
     save_reviews = _forward("review_log", ReviewLog.save_reviews)

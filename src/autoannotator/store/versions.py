@@ -57,11 +57,14 @@ class SpecialistVersions:
         return version
 
     def commit_round(self, *, pool_rows: list[int], gate_rows: list[int], train_size: int, seconds: float,
-                     versions: list[dict]) -> int:  # fmt: skip
+                     versions: list[dict], meta: dict[str, str] | None = None) -> int:  # fmt: skip
         """Record a finished refinement round in one transaction: the pool (`pool_rows` to train on plus
         `gate_rows` set aside) is used, the gate set aside for good,
-        each candidate version saved as active (promoted) or rejected. Returns the round number."""
+        each candidate version saved as active (promoted) or rejected, and `meta` keys set (work that the
+        round leaves to do, such as re-scoring). Returns the round number."""
         with self.db.transaction() as conn:
+            for key, value in (meta or {}).items():
+                self.db.set_meta(key, value)
             number = int(conn.execute("SELECT COALESCE(MAX(id), 0) + 1 AS n FROM rounds").fetchone()["n"])
             conn.execute(
                 "INSERT INTO rounds(id, pool_size, gate_size, train_size, seconds, details, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
