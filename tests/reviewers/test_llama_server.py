@@ -9,6 +9,7 @@ import pytest
 
 from autoannotator import Annotator, Task
 from autoannotator.llm.server import llama_server
+from autoannotator.store import STORE_FILE, RunStore
 
 
 @pytest.fixture(scope="module")
@@ -42,3 +43,20 @@ def test_cot_prompt_parses_the_final_line_or_leaves_unresolved(task: Task, serve
     result = Annotator(task, mode="llm-only", reviewer="llm", reviewer_options=options, run_dir=tmp_path / "r").annotate(frame)
     for _, row in result.frame.iterrows():
         assert (row.label_source == "llm" and row.label in task.label_names) or (row.label_source == "unresolved" and pd.isna(row.label))
+
+
+@pytest.mark.slow
+def test_a_text_over_the_context_is_that_items_failure_and_the_run_goes_on(task: Task, server_url: str, tmp_path: Path) -> None:
+    too_long = "This is the worst day ever. " * 400  # about 2,800 tokens: over the server's 2,048-token context
+    frame = pd.DataFrame({"text": ["I love this so much!", too_long, "The bus leaves at 5 pm."]})
+    options = {"base_url": server_url, "model": "smollm2-135m", "structured": "json_object"}
+    result = Annotator(task, mode="llm-only", reviewer="llm", reviewer_options=options, run_dir=tmp_path / "r").annotate(
+        frame, output=tmp_path / "out.csv"
+    )
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert out["label_source"].tolist() == ["llm", "unresolved", "llm"]
+    assert out.loc[1, "reason"] == "http_400" and result.summary.reasons == {"http_400": 1}
+    store = RunStore(tmp_path / "r" / STORE_FILE)
+    detail = store.reviews(1)[-1]["detail"]
+    store.close()
+    assert detail["status"] == 400 and "context" in detail["error"].lower()  # llama.cpp's own reason
