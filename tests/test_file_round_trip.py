@@ -89,6 +89,13 @@ def test_other_text_files_with_a_byte_order_mark(task: Task, tmp_path: Path) -> 
     (model / "README.md").write_text(BOM + "Sentiment of product reviews.\n", encoding="utf-8")
     entries = user_catalog(tmp_path / "models")
     assert [e.labels for e in entries] == [["negative", "positive"]] and not entries[0].description.startswith(BOM)
+    from autoannotator.specialists import create_specialist, load_specialist
+
+    saved = create_specialist("tfidf", task).fit(["good", "bad", "meh"], ["positive", "negative", "neutral"]).save(tmp_path / "saved")
+    manifest = saved / "specialist.json"
+    manifest.write_text(BOM + manifest.read_text(encoding="utf-8"), encoding="utf-8")  # edited by hand in an editor that adds one
+    assert load_specialist(saved, task).predict_proba(["good"]).shape == (1, 3)
+    assert create_specialist("saved", task, path=str(saved)).predict_proba(["good"]).shape == (1, 3)
 
 
 MERGED = 'id,text,label\ns1,"so happy with this café,positive\ns2,terrible service,negative\ns3,loved it,positive\ns4,meh",neutral\ns5,ok,neutral\n'

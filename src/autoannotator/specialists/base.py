@@ -168,7 +168,7 @@ def load_specialist(folder: str | Path, task: Task, *, allow_remote_code: bool =
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
         raise AnnotatorError(f"{folder}: not a saved specialist (no {MANIFEST})")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8-sig"))
     if manifest["labels"] != task.label_names:
         raise AnnotatorError(f"{folder}: saved for labels {manifest['labels']}, the task has {task.label_names}")
     specialist = create_specialist(manifest["kind"], task, allow_remote_code=allow_remote_code, **manifest.get("options", {}))

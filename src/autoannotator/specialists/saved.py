@@ -21,7 +21,7 @@ def read_manifest(folder: Path) -> dict:
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
         raise AnnotatorError(f"{folder}: not a saved specialist (no {MANIFEST})")
-    return json.loads(manifest_path.read_text(encoding="utf-8"))
+    return json.loads(manifest_path.read_text(encoding="utf-8-sig"))
 
 
 def source_task(folder: Path) -> Task:
