@@ -9,11 +9,14 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Optional, get_type_hints
 
 import typer
 
 from autoannotator.errors import AnnotatorError
+
+if TYPE_CHECKING:
+    from autoannotator.task import Task
 
 IO = "Input and output"
 SPECIALISTS = "Specialists"
@@ -147,7 +150,7 @@ def run_options(*, skip: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]],
 class RunPlan:
     """What `annotate` runs: the task, the seed file and the Annotator's keyword arguments."""
 
-    task: Any
+    task: Task
     seed: Path | None
     kwargs: dict[str, Any]
 

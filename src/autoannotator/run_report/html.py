@@ -79,7 +79,7 @@ def build_context(store: RunStore, *, gold: list[str | None] | None, gold_column
         "agreement_plot": plots.agreement_plot(agreement) if reviewed and specialists else None,
         "uncertainty_plot": plots.uncertainty_plot(uncertainty) if uncertainty else None,
         "curve": curve, "curve_rows": curve_rows(curve), "curve_plot": plots.budget_plot(curve) if curve else None,
-        "rounds": [asdict_round(name, v) for name, v in candidates],
+        "rounds": [round_row(name, v) for name, v in candidates],
         "rounds_plot": plots.rounds_plot([n for n, _ in candidates], [v["gate_before"] for _, v in candidates],
                                          [v["gate_after"] for _, v in candidates]) if candidates else None,
         "ledger": [asdict(row) for row in figures.ledger(usage, store.llm_latencies())],
@@ -87,7 +87,7 @@ def build_context(store: RunStore, *, gold: list[str | None] | None, gold_column
     }  # fmt: skip
 
 
-def asdict_round(name: str, candidate: dict) -> dict[str, Any]:
+def round_row(name: str, candidate: dict) -> dict[str, Any]:
     return {"name": name, "train_size": candidate.get("train_size"), "seconds": candidate.get("seconds"),
             "before": candidate.get("gate_before"), "after": candidate.get("gate_after"), "promoted": bool(candidate.get("promoted"))}  # fmt: skip
 
