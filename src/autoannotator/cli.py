@@ -1,4 +1,4 @@
-"""The command line: `autoannotator annotate` and `autoannotator evaluate`."""
+"""The command line: `autoannotator annotate`, `estimate`, `evaluate`, `review`, `plan`, `run` and the run tools."""
 
 from __future__ import annotations
 
@@ -89,6 +89,32 @@ def push_labeled(result: AnnotationResult, annotator: Annotator, repo: str) -> N
 
 
 @app.command()
+@run_options()
+def estimate(
+    options: RunOptions,
+    sample: Annotated[int, typer.Option("--sample", min=1, help="items of the input scored to predict the run (seeded random sample)")] = 500,
+    json_output: Annotated[Optional[Path], typer.Option("--json", help="also write the figures as JSON")] = None,
+    curve_folds: Annotated[int, typer.Option("--curve-folds", min=0, help="cross-fitting folds on the seed for the accuracy curve (0: none)")] = 3,
+    seconds_per_review: Annotated[Optional[float], typer.Option("--seconds-per-review", min=0, help="reviewer seconds per item (default: measured or assumed, see README)")] = None,
+) -> None:
+    """Predict the run annotate would do, paying nothing: review share, LLM calls, tokens, $ and time, with 95% intervals.
+    Takes annotate's options; trains (or loads) the pool in the run directory, where the run reuses it."""
+    from autoannotator.display import show_estimate
+    from autoannotator.pipeline import Annotator
+
+    try:
+        plan = resolve_run(options)
+        annotator = Annotator(plan.task, run_dir=options.run_dir or default_run_dir(options.output), **plan.kwargs | {"progress": False})
+        figures = annotator.estimate(options.input, seed=plan.seed, sample=sample, curve_folds=curve_folds,
+                                     seconds_per_review=seconds_per_review, split=options.split)  # fmt: skip
+    except AnnotatorError as exc:
+        fail(str(exc))
+    show_estimate(console, figures)
+    if json_output:
+        json_output.write_text(json.dumps(figures.to_dict(), indent=2), encoding="utf-8")
+
+
+@app.command()
 def evaluate(
     labeled: Annotated[Path, typer.Argument(help="a file written by annotate")],
     gold: Annotated[str, typer.Option("--gold", help="column holding the true labels")],
@@ -99,7 +125,7 @@ def evaluate(
     """Print accuracy, macro-F1, the confusion matrix, accuracy per label_source and counts per route."""
     from dataclasses import asdict
 
-    from autoannotator.display import show_evaluation, show_llm_usage
+    from autoannotator.display import show_estimate_vs_actual, show_evaluation, show_llm_usage
     from autoannotator.io import read_table
     from autoannotator.report import evaluate_frame
     from autoannotator.task import Task
@@ -116,22 +142,28 @@ def evaluate(
     except AnnotatorError as exc:
         fail(str(exc))
     show_evaluation(console, evaluation)
-    usage = llm_usage_of(run_dir or default_run_dir(labeled))
+    usage, estimated, actual = run_figures(run_dir or default_run_dir(labeled))
     if usage:
         show_llm_usage(console, usage)
+    if estimated:
+        show_estimate_vs_actual(console, estimated, actual)
     if json_output:
         scores = asdict(evaluation) | {"coverage": evaluation.coverage, "llm": usage}
+        if estimated:
+            scores |= {"estimate": estimated, "actual": actual}
         json_output.write_text(json.dumps(scores, indent=2), encoding="utf-8")
 
 
-def llm_usage_of(run_dir: Path) -> dict:
-    """LLM calls, tokens, $ and time recorded in a run store, if there is one."""
+def run_figures(run_dir: Path) -> tuple[dict, dict, dict]:
+    """From the run store, if there is one: LLM usage per model, the estimate made before the run (if any)
+    and the run's actual figures."""
+    from autoannotator.estimate import actual_figures
     from autoannotator.store import STORE_FILE
 
     if not (run_dir / STORE_FILE).is_file():
-        return {}
+        return {}, {}, {}
     with open_store(run_dir) as store:
-        return store.llm_usage()
+        return store.llm_usage(), json.loads(store.get_meta("estimate") or "{}"), actual_figures(store)
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from autoannotator.estimate import FIGURES, Estimate
 from autoannotator.pipeline import RunSummary
 from autoannotator.report import Evaluation
 from autoannotator.specialists.base import specialist_class
@@ -108,3 +109,46 @@ def show_versions(console: Console, versions: list[dict]) -> None:
     fixed = sorted({v["name"] for v in versions if not specialist_class(v["kind"]).trainable})
     if fixed:
         console.print(f"never refined (not trainable here, e.g. llm specialists): {', '.join(fixed)}")
+
+
+FIGURE_FORMATS = {"review_fraction": "{:.1%}", "llm_calls": "{:,.0f}", "prompt_tokens": "{:,.0f}", "completion_tokens": "{:,.0f}",
+                  "cost_usd": "${:,.4f}", "seconds": "{:,.1f}", "seconds_specialists": "{:,.1f}", "seconds_reviewer": "{:,.1f}"}  # fmt: skip
+
+
+def show_estimate(console: Console, estimate: Estimate) -> None:
+    """The predicted figures with their 95% intervals, the notes on assumptions, and the seed's accuracy curve."""
+    table = Table(title=f"estimate for {estimate.n_items:,} items (sample of {estimate.n_sampled:,}; nothing paid)", title_justify="left")
+    for column in ("figure", "estimate", "95% low", "95% high"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    for name in (*FIGURES, "seconds_specialists", "seconds_reviewer"):
+        value, fmt = getattr(estimate, name), FIGURE_FORMATS[name]
+        table.add_row(name, fmt.format(value.value), fmt.format(value.low), fmt.format(value.high))
+    console.print(table)
+    if estimate.model:
+        console.print(f"reviewer model: {estimate.model}; prompt tokens counted with {estimate.tokenizer}")
+    if estimate.seconds_training:
+        console.print(f"training the pool took {estimate.seconds_training:.1f} s (saved in the run directory; the run reuses it)")
+    for note in estimate.notes:
+        console.print(f"note: {note}", highlight=False)
+    if estimate.curve:
+        curve = Table(title="accuracy against review share, predicted on the seed (out-of-fold; reviewed items counted right)",
+                      title_justify="left")  # fmt: skip
+        for column in ("review share", "accuracy", "consensus alone", ""):
+            curve.add_column(column, justify="right")
+        for point in estimate.curve:
+            curve.add_row(f"{point['review_fraction']:.1%}", f"{point['accuracy']:.3f}", f"{point['consensus_accuracy']:.3f}",
+                          "your routing" if point["configured"] else "")  # fmt: skip
+        console.print(curve)
+
+
+def show_estimate_vs_actual(console: Console, estimate: dict, actual: dict) -> None:
+    """The estimate kept in the run store next to what the run did (figures of `FIGURES`)."""
+    table = Table(title="estimate against actual (this run)", title_justify="left")
+    for column in ("figure", "estimate", "95% interval", "actual", "actual / estimate"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    for name in FIGURES:
+        fmt, guess, real = FIGURE_FORMATS[name], estimate[name], actual.get(name)
+        ratio = "-" if real is None or not guess else f"{real / guess:.2f}"
+        interval = f"{fmt.format(estimate[name + '_low'])} - {fmt.format(estimate[name + '_high'])}"
+        table.add_row(name, fmt.format(guess), interval, "-" if real is None else fmt.format(real), ratio)
+    console.print(table)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -15,6 +16,7 @@ import pandas as pd
 
 from autoannotator.consensus import Rule
 from autoannotator.errors import AnnotatorError
+from autoannotator.estimate import Estimate, accuracy_curve, out_of_fold_probs, predict, reviewer_costs
 from autoannotator.executors import Executor, create_executor
 from autoannotator.io import read_table, rename_columns, write_table
 from autoannotator.items import InputItems, items_from_frame, labeled_seed
@@ -24,6 +26,7 @@ from autoannotator.randomness import use_deterministic_kernels
 from autoannotator.refine import RESCORE_KEY, Labeled, RefineSettings, Refiner
 from autoannotator.scoring import ConsensusSettings, Scored
 from autoannotator.reviewers import Reviewer, ReviewItem, create_reviewer
+from autoannotator.reviewers.gold import GoldReviewer
 from autoannotator.specialists import Specialist, create_specialist, load_specialist
 from autoannotator.specialists.base import check_remote_code, options_model, specialist_class
 from autoannotator.store import ItemRecord, RunStore
@@ -214,27 +217,14 @@ class Annotator:
         """Label every row of `data` (resuming a stopped run in the same run_dir) and optionally write `output`.
         `data` and `output` may be Hugging Face datasets folders (`split`: the split of a saved DatasetDict)."""
         started = time.perf_counter()
-        frame = data if isinstance(data, pd.DataFrame) else read_table(data, split=split)
-        source = "input" if isinstance(data, pd.DataFrame) else str(data)
-        items = items_from_frame(frame, self.task, source=source)
-        if seed is not None and self.seed_reviewer is not None:
-            raise AnnotatorError("give either a seed file (--seed) or --seed-label, not both")
-        seed_data = self._read_seed(seed)
-        store = RunStore.open(self.run_dir, self._fingerprint(items, seed_data))
+        frame, items, seed_data, store = self._open_run(data, seed, split=split)
         try:
-            store.start_session()
             with store.transaction():
                 store.set_meta("reviewer", self.reviewer_name)
             labeled_before = store.count_labeled()
             seconds: dict[str, float] = {}
             records = frame.to_dict("records")
-            if self.seed_reviewer is not None:
-                seed_data = self._seed_by_reviewer(store, items, records, seconds)
-            self.specialists = self._prepare_specialists(store, seed_data, seconds)
-            for name, specialist in self.specialists.items():
-                specialist.attach(store, name)
-            if self.reviewer is not None and seed_data is not None:
-                self.reviewer.use_examples([Example(text=t, label=y) for t, y in zip(*seed_data)])
+            seed_data = self._ready_pool(store, items, records, seed_data, seconds)
             self._review(store, store.pending_review(), items, records, seconds)
             self._refine_while_due(store, seed_data, items, records, seconds)
             done_before = store.processed_rows()
@@ -266,6 +256,103 @@ class Annotator:
             return AnnotationResult(frame=labeled, summary=summary)
         finally:
             store.close()
+
+    def estimate(
+        self,
+        data: pd.DataFrame | str | Path,
+        *,
+        seed: pd.DataFrame | str | Path | None = None,
+        sample: int = 500,
+        curve_folds: int = 3,
+        seconds_per_review: float | None = None,
+        split: str | None = None,
+    ) -> Estimate:
+        """Predict what `annotate(data, seed=seed)` would send to review, ask the LLM, pay and take, without
+        paying anything: the pool is trained (or loaded) and saved in run_dir, so the run that follows reuses it;
+        a seeded random sample of `sample` items is scored; the reviewer's prompts for its hard items are
+        counted (`estimate.reviewer_costs`). With a seed file, the curve of accuracy against review share is
+        predicted by `curve_folds`-fold cross-fitting on the seed (0: no curve). The estimate is kept in the run
+        store, where `evaluate` compares it with the run. Raises AnnotatorError for a seed that only a paid or
+        human reviewer could label (--seed-label llm|human)."""
+        if self.seed_reviewer is not None and not isinstance(self.seed_reviewer, GoldReviewer):
+            raise AnnotatorError("estimate cannot train on --seed-label llm or human without asking them: give --seed, or --seed-label gold:COLUMN")
+        frame, items, seed_data, store = self._open_run(data, seed, split=split)
+        try:
+            seconds: dict[str, float] = {}
+            seed_data = self._ready_pool(store, items, frame.to_dict("records"), seed_data, seconds)
+            done = store.processed_rows()
+            population = [r for r in range(len(items)) if r not in done and items.texts[r].strip()]
+            rng = np.random.default_rng(self.random_seed)
+            rows = sorted(int(r) for r in rng.choice(population, size=min(sample, len(population)), replace=False)) if population else []
+            hard_rows, per_item = self._score_sample(rows, items)
+            states = store.count_by_state()
+            waiting = states.get("pending_review", 0)
+            reviewed = len(done) - waiting - states.get("skipped", 0) - store.count_by_source().get("consensus", 0)
+            curve = None
+            if seed_data is not None and curve_folds > 1 and self.mode != "llm-only":
+                texts, labels = seed_data
+                probs = out_of_fold_probs(self.specs, self.ready, self._new_specialist, self.task, texts, labels, folds=curve_folds,
+                                          random_state=self.random_seed)
+                gold = np.array([self.task.label_names.index(y) for y in labels])
+                curve = accuracy_curve(probs, gold, rule=self.rule, epsilon=self.epsilon, budget=self.budget)
+            costs = reviewer_costs(self.reviewer, self.task, [items.texts[r] for r in hard_rows], store, seconds_per_review)
+            estimate = predict(
+                n_items=len(items), population=len(population), n_sampled=len(rows), n_hard=len(hard_rows),
+                already_reviewed=reviewed, already_waiting=waiting, seconds_per_item=per_item, costs=costs,
+                seconds_training=sum(v for k, v in seconds.items() if k.startswith("fit:")), curve=curve,
+            )  # fmt: skip
+            with store.transaction():
+                store.set_meta("estimate", json.dumps(estimate.to_dict()))
+            store.finish_session()
+            return estimate
+        finally:
+            store.close()
+
+    def _score_sample(self, rows: list[int], items: InputItems, batches: int = 5) -> tuple[list[int], list[float]]:
+        """Score sampled rows in a few batches through the run's executor: (rows routed to review, seconds per
+        item of each batch). In llm-only mode every row goes to the reviewer."""
+        if self.mode == "llm-only":
+            return list(rows), [0.0]
+        hard, per_item = [], []
+        size = max(1, math.ceil(len(rows) / batches))
+        for start in range(0, len(rows), size):
+            batch = rows[start : start + size]
+            t0 = time.perf_counter()
+            outcomes = self.executor.score(
+                batch, [items.texts[r] for r in batch], specialists=self.specialists, labels=self.task.label_names,
+                settings=ConsensusSettings(self.rule, self.epsilon, self.budget), run_dir=self.run_dir, seconds={},
+            )  # fmt: skip
+            per_item.append((time.perf_counter() - t0) / len(batch))
+            hard += [r for r, outcome in zip(batch, outcomes) if outcome.hard]
+        return hard, per_item
+
+    def _open_run(
+        self, data: pd.DataFrame | str | Path, seed: pd.DataFrame | str | Path | None, *, split: str | None = None
+    ) -> tuple[pd.DataFrame, InputItems, tuple[list[str], list[str]] | None, RunStore]:
+        """Read the input (`split`: of a saved DatasetDict) and seed, open the run store (checking it holds this
+        run) and start a session."""
+        frame = data if isinstance(data, pd.DataFrame) else read_table(data, split=split)
+        items = items_from_frame(frame, self.task, source="input" if isinstance(data, pd.DataFrame) else str(data))
+        if seed is not None and self.seed_reviewer is not None:
+            raise AnnotatorError("give either a seed file (--seed) or --seed-label, not both")
+        seed_data = self._read_seed(seed)
+        store = RunStore.open(self.run_dir, self._fingerprint(items, seed_data))
+        store.start_session()
+        return frame, items, seed_data, store
+
+    def _ready_pool(
+        self, store: RunStore, items: InputItems, records: list[dict], seed_data: tuple[list[str], list[str]] | None,
+        seconds: dict[str, float],
+    ) -> tuple[list[str], list[str]] | None:  # fmt: skip
+        """Label the cold-start seed if asked, load or train the pool, give the reviewer its examples; returns the seed."""
+        if self.seed_reviewer is not None:
+            seed_data = self._seed_by_reviewer(store, items, records, seconds)
+        self.specialists = self._prepare_specialists(store, seed_data, seconds)
+        for name, specialist in self.specialists.items():
+            specialist.attach(store, name)
+        if self.reviewer is not None and seed_data is not None:
+            self.reviewer.use_examples([Example(text=t, label=y) for t, y in zip(*seed_data)])
+        return seed_data
 
     def _read_seed(self, seed: pd.DataFrame | str | Path | None) -> tuple[list[str], list[str]] | None:
         if seed is None:
@@ -373,10 +460,7 @@ class Annotator:
         self, spec: SpecialistSpec, seed_data: tuple[list[str], list[str]] | None, seconds: dict[str, float]
     ) -> Specialist:
         """A new specialist, trained on the seed when it can be; kinds that need training refuse to run without."""
-        options = dict(spec.options)
-        if "seed" in options_model(specialist_class(spec.kind)).model_fields:
-            options.setdefault("seed", self.random_seed)
-        specialist = create_specialist(spec.kind, self.task, allow_remote_code=self.allow_remote_code, **options)
+        specialist = self._new_specialist(spec)
         if seed_data is not None and specialist.trainable:
             t0 = time.perf_counter()
             specialist.fit(*seed_data)
@@ -384,6 +468,13 @@ class Annotator:
         elif specialist.needs_training:
             raise AnnotatorError(f"the '{spec.display_name}' specialist must be trained first: give a labeled seed file (--seed)")
         return specialist
+
+    def _new_specialist(self, spec: SpecialistSpec) -> Specialist:
+        """An untrained specialist of `spec`, seeded with the run's random seed where its kind takes one."""
+        options = dict(spec.options)
+        if "seed" in options_model(specialist_class(spec.kind)).model_fields:
+            options.setdefault("seed", self.random_seed)
+        return create_specialist(spec.kind, self.task, allow_remote_code=self.allow_remote_code, **options)
 
     def _label_chunk(self, store: RunStore, rows: list[int], items: InputItems, seconds: dict[str, float]) -> None:
         """Run the pool on one chunk, decide by consensus and store the chunk in one transaction."""

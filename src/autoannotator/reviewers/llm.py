@@ -60,9 +60,13 @@ class LLMReviewer(Reviewer):
         """Fill the few-shot slots the task file leaves empty with seed examples."""
         self.examples = pick_examples([*self.examples, *examples], self.n_shots)
 
+    def max_tokens(self) -> int:
+        """The completion limit sent with each request (tokens): the setting, else 400 for cot and 24 otherwise."""
+        return self.settings.max_tokens or (400 if self.settings.prompt == "cot" else 24)
+
     def _params(self) -> dict[str, Any]:
         s = self.settings
-        params: dict[str, Any] = {"temperature": s.temperature, "max_tokens": s.max_tokens or (400 if s.prompt == "cot" else 24)}
+        params: dict[str, Any] = {"temperature": s.temperature, "max_tokens": self.max_tokens()}
         if s.prompt != "cot" and s.structured == "json_schema":
             schema = {"name": "label", "strict": True, "schema": label_schema(self.task)}
             params["response_format"] = {"type": "json_schema", "json_schema": schema}

