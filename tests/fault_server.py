@@ -62,6 +62,7 @@ class FaultState:
         self.log, self.delay, self.die_after, self.timeout_sleep = log, delay, die_after, timeout_sleep
         self.seen: Counter[str] = Counter()
         self.answered = 0
+        self.in_flight = self.max_in_flight = 0  # requests being answered at once (now, at most so far)
         self.lock = threading.Lock()
         self.encoding = None
         if usage == "cl100k":  # bill as OpenAI does: the model's tokens, 3 per message, 3 priming the reply
@@ -95,6 +96,16 @@ def make_handler(state: FaultState) -> type[BaseHTTPRequestHandler]:
                 pass
 
         def do_POST(self) -> None:  # noqa: N802
+            with state.lock:
+                state.in_flight += 1
+                state.max_in_flight = max(state.max_in_flight, state.in_flight)
+            try:
+                self._answer()
+            finally:
+                with state.lock:
+                    state.in_flight -= 1
+
+        def _answer(self) -> None:
             request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             messages = request["messages"]
             key = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
@@ -141,7 +152,8 @@ def make_handler(state: FaultState) -> type[BaseHTTPRequestHandler]:
             with state.lock:
                 state.answered += 1
                 with state.log.open("a", encoding="utf-8") as log:
-                    log.write(json.dumps({"key": key, "text": text, "label": label}) + "\n")
+                    log.write(json.dumps({"key": key, "text": text, "label": label, "prompt_tokens": prompt_tokens,
+                                          "completion_tokens": completion_tokens}) + "\n")
                 last = state.die_after is not None and state.answered >= state.die_after
             self._send(200, json.dumps(body).encode())
             if last:
@@ -154,9 +166,11 @@ def make_handler(state: FaultState) -> type[BaseHTTPRequestHandler]:
 def serve(
     port: int, log: Path, *, delay: float = 0.0, die_after: int | None = None, timeout_sleep: float = 3.0, usage: str = "chars"
 ) -> ThreadingHTTPServer:
-    """A started server (in a daemon thread); call .shutdown() to stop it. `usage`: how it bills tokens
+    """A started server (in a daemon thread; its FaultState as .state); call .shutdown() to stop it. `usage`: how it bills tokens
     ('chars': a quarter of the request's JSON, 5 per answer; 'cl100k': OpenAI's count with tiktoken)."""
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(FaultState(log, delay, die_after, timeout_sleep, usage)))
+    state = FaultState(log, delay, die_after, timeout_sleep, usage)
+    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(state))
+    server.state = state  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 

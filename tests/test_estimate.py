@@ -82,6 +82,9 @@ def test_predict_scales_the_sample_and_paces_the_reviewer() -> None:
     assert estimate.cost_usd.value == pytest.approx(30_000e-6 + 1_800 * 2e-6)
     assert estimate.seconds_reviewer.value == pytest.approx(300.0)  # 1 request/s binds before 4 in flight x 2 s
     assert estimate.seconds_specialists.value == pytest.approx(10.0)
+    copies = predict(n_items=1000, population=1000, n_sampled=1000, n_hard=300, already_reviewed=0, already_waiting=0,
+                     seconds_per_item=[0.01], costs=costs, distinct_share=0.5)  # fmt: skip
+    assert copies.llm_calls.value == 150 and copies.review_fraction.value == 0.3  # copies reviewed, asked once
 
 
 def test_accuracy_curve_rises_with_review_and_marks_the_configured_routing() -> None:

@@ -62,6 +62,8 @@ def _options(
     llm_timeout: Annotated[float, typer.Option("--llm-timeout", help="seconds per request", rich_help_panel=LLM)] = 60.0,
     llm_max_retries: Annotated[int, typer.Option("--llm-max-retries", help="retries on 429, 5xx, timeouts", rich_help_panel=LLM)] = 5,
     price_table: Annotated[Optional[Path], typer.Option("--price-table", help="YAML of USD per 1M tokens per model", rich_help_panel=LLM)] = None,
+    max_cost: Annotated[Optional[float], typer.Option("--max-cost", min=0, help="hard cap on the run's LLM spend in USD (all sessions; in-flight requests counted)", rich_help_panel=LLM)] = None,
+    max_llm_calls: Annotated[Optional[int], typer.Option("--max-llm-calls", min=0, help="hard cap on the run's LLM requests (all sessions)", rich_help_panel=LLM)] = None,
     beta: Annotated[Optional[int], typer.Option("--beta", help="refine the specialists each time this many reviewed items wait (off if not given)", rich_help_panel=REFINEMENT)] = None,
     replay: Annotated[float, typer.Option("--replay", help="earlier reviewed + seed items mixed into a round, per pool item", rich_help_panel=REFINEMENT)] = 0.5,
     replay_consensus: Annotated[float, typer.Option("--replay-consensus", help="unanimous consensus items mixed in, per pool item", rich_help_panel=REFINEMENT)] = 0.25,
@@ -85,7 +87,7 @@ OPTION_NAMES = frozenset(p.name for p in OPTION_PARAMETERS)
 LLM_FLAGS = {"llm_base_url": "base_url", "llm_model": "model", "llm_api_key_env": "api_key_env", "llm_prompt": "prompt",
              "llm_shots": "shots", "llm_samples": "samples", "llm_structured": "structured", "llm_max_in_flight": "max_in_flight",
              "llm_rate_limit": "rate_limit", "llm_timeout": "timeout_s", "llm_max_retries": "max_retries",
-             "price_table": "price_table"}  # fmt: skip
+             "price_table": "price_table", "max_cost": "max_cost_usd", "max_llm_calls": "max_calls"}  # fmt: skip
 REFINE_FLAGS = ("beta", "replay", "replay_consensus", "gate_fraction", "rescore_below")
 
 

@@ -83,7 +83,7 @@ def mean_interval(values: Sequence[float]) -> Interval:
 class ReviewerCosts:
     """What one hard item costs the reviewer: calls, tokens per call, USD per token, seconds per call."""
 
-    calls_per_item: int = 0
+    calls_per_item: float = 0.0
     prompt_tokens: Interval = field(default_factory=lambda: Interval.exact(0.0))
     completion_tokens: Interval = field(default_factory=lambda: Interval.exact(0.0))
     usd_per_prompt_token: float = 0.0
@@ -93,6 +93,8 @@ class ReviewerCosts:
     rate_limit: float | None = None
     model: str | None = None
     tokenizer: str | None = None
+    max_cost_usd: float | None = None
+    max_calls: int | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -124,7 +126,9 @@ def _server_costs(reviewer: Any, task: Task, hard_texts: list[str], store: RunSt
 
     settings = reviewer.settings
     counter = counter_for(settings.model)
-    prompts = [counter.messages(reviewer.messages(text)) for text in hard_texts]
+    requests = [m for m in (reviewer.messages(text) for text in hard_texts) if m is not None]
+    prompts = [counter.messages(m) for m in requests]
+    asked_share = len(requests) / len(hard_texts) if hard_texts else 1.0  # multiple choice: unreadable options are not asked
     if settings.prompt == "cot":
         line = [counter.count(f"Label: {name}") for name in task.label_names]
         completion = Interval(COT_REASONING_TOKENS + float(np.mean(line)), min(line), float(reviewer.max_tokens()))
@@ -145,11 +149,13 @@ def _server_costs(reviewer: Any, task: Task, hard_texts: list[str], store: RunSt
     else:
         seconds = Interval(*DEFAULT_LLM_SECONDS)
         notes.append("LLM latency: an assumed 1 s per call (0.5-3 s); set --seconds-per-review")
+    if settings.samples > 1:
+        notes.append(f"{settings.samples} answers per item (self-consistency)")
     return ReviewerCosts(
-        calls_per_item=1, prompt_tokens=mean_interval(prompts), completion_tokens=completion,
+        calls_per_item=settings.samples * asked_share, prompt_tokens=mean_interval(prompts), completion_tokens=completion,
         usd_per_prompt_token=price.input / 1e6 if price else 0.0, usd_per_completion_token=price.output / 1e6 if price else 0.0,
         seconds_per_item=seconds, concurrency=settings.max_in_flight, rate_limit=settings.rate_limit, model=settings.model,
-        tokenizer=counter.name, notes=notes,
+        tokenizer=counter.name, max_cost_usd=settings.max_cost_usd, max_calls=settings.max_calls, notes=notes,
     )  # fmt: skip
 
 
@@ -211,19 +217,21 @@ class Estimate:
 
 def predict(
     *, n_items: int, population: int, n_sampled: int, n_hard: int, already_reviewed: int, already_waiting: int,
-    seconds_per_item: list[float], costs: ReviewerCosts, seconds_training: float = 0.0, curve: list[dict] | None = None,
+    seconds_per_item: list[float], costs: ReviewerCosts, distinct_share: float = 1.0, seconds_training: float = 0.0,
+    curve: list[dict] | None = None,
 ) -> Estimate:  # fmt: skip
     """Scale the sample to the whole input.
 
     `population` items are still to be scored (non-empty, not yet in the run store), of which `n_sampled`
     were scored and `n_hard` routed to review; `already_waiting` hard items wait from an earlier session and
     `already_reviewed` were answered. `seconds_per_item` holds the specialists' time per item of each
-    sample batch."""
+    sample batch. `distinct_share` is the share of hard items whose request is not a copy of another's
+    (identical texts are asked once)."""
     share = proportion_interval(n_hard, n_sampled, population)
     new_hard = share.scale(population)
     to_review = new_hard.plus(Interval.exact(already_waiting))
     reviewed = to_review.plus(Interval.exact(already_reviewed))
-    calls = to_review.scale(costs.calls_per_item)
+    calls = to_review.scale(costs.calls_per_item * distinct_share)
     prompt = calls.times(costs.prompt_tokens)
     completion = calls.times(costs.completion_tokens)
     cost = prompt.scale(costs.usd_per_prompt_token).plus(completion.scale(costs.usd_per_completion_token))
@@ -232,11 +240,17 @@ def predict(
     if costs.rate_limit and costs.calls_per_item:
         paced = calls.scale(1.0 / costs.rate_limit)
         reviewer = Interval(max(reviewer.value, paced.value), max(reviewer.low, paced.low), max(reviewer.high, paced.high))
+    notes = list(costs.notes)
+    if costs.max_cost_usd is not None and cost.high > costs.max_cost_usd:
+        notes.append(f"--max-cost ${costs.max_cost_usd:g} may stop the reviewer before every hard item is asked "
+                     "(the rest stay unresolved, reason budget)")  # fmt: skip
+    if costs.max_calls is not None and calls.high > costs.max_calls:
+        notes.append(f"--max-llm-calls {costs.max_calls} may stop the reviewer before every hard item is asked")
     return Estimate(
         n_items=n_items, n_sampled=n_sampled, review_fraction=reviewed.scale(1.0 / max(n_items, 1)), llm_calls=calls,
         prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost, seconds=specialists.plus(reviewer),
         seconds_specialists=specialists, seconds_reviewer=reviewer, seconds_training=seconds_training, model=costs.model,
-        tokenizer=costs.tokenizer, notes=list(costs.notes), curve=curve or [],
+        tokenizer=costs.tokenizer, notes=notes, curve=curve or [],
     )  # fmt: skip
 
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -296,9 +297,11 @@ class Annotator:
                 gold = np.array([self.task.label_names.index(y) for y in labels])
                 curve = accuracy_curve(probs, gold, rule=self.rule, epsilon=self.epsilon, budget=self.budget)
             costs = reviewer_costs(self.reviewer, self.task, [items.texts[r] for r in hard_rows], store, seconds_per_review)
+            copies = Counter(items.texts[r] for r in population)  # identical texts are asked once
+            distinct = float(np.mean([1 / copies[items.texts[r]] for r in hard_rows])) if hard_rows else 1.0
             estimate = predict(
                 n_items=len(items), population=len(population), n_sampled=len(rows), n_hard=len(hard_rows),
-                already_reviewed=reviewed, already_waiting=waiting, seconds_per_item=per_item, costs=costs,
+                already_reviewed=reviewed, already_waiting=waiting, seconds_per_item=per_item, costs=costs, distinct_share=distinct,
                 seconds_training=sum(v for k, v in seconds.items() if k.startswith("fit:")), curve=curve,
             )  # fmt: skip
             with store.transaction():

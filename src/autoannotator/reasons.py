@@ -20,6 +20,7 @@ REASONS: dict[str, str] = {
     "http_400": "the LLM server refused this item's request (HTTP 400: text over the context, content filter, ...)",
     "http_413": "the LLM server refused this item's request as too large (HTTP 413)",
     "http_422": "the LLM server could not process this item's request (HTTP 422)",
+    "budget": "the LLM was not asked: the next request could have passed --max-cost or --max-llm-calls (rerun with a higher cap)",
     "retries_exhausted": "the LLM request still failed (429, 5xx, timeouts, bad bodies) after --llm-max-retries",
 }
 

@@ -19,6 +19,7 @@ import openai
 from pydantic import BaseModel, ConfigDict, Field
 
 from autoannotator.errors import AnnotatorError
+from autoannotator.llm.budget import Budget
 from autoannotator.llm.prices import PriceTable
 from autoannotator.store import RunStore
 
@@ -39,6 +40,8 @@ class ClientSettings(BaseModel):
     rate_limit: float | None = Field(None, gt=0, description="requests per second at most")
     backoff_base_s: float = Field(1.0, gt=0)
     backoff_cap_s: float = Field(30.0, gt=0)
+    max_cost_usd: float | None = Field(None, ge=0, description="hard cap on the run's LLM spend, USD (llm.budget)")
+    max_calls: int | None = Field(None, ge=0, description="hard cap on the run's LLM requests")
 
 
 class CallFailed(Exception):
@@ -91,13 +94,16 @@ def retry_after_seconds(exc: Exception) -> float | None:
 class ChatClient:
     """Use inside one event loop: `async with ChatClient(...) as client: await client.complete(...)`.
 
-    `account` names this client's lines in the ledger (default: the model), e.g. one per LLM specialist."""
+    `account` names this client's lines in the ledger (default: the model), e.g. one per LLM specialist; `budget`
+    is the run's cap (`llm.budget`; none by default)."""
 
-    def __init__(self, settings: ClientSettings, store: RunStore, prices: PriceTable, *, account: str | None = None) -> None:
+    def __init__(self, settings: ClientSettings, store: RunStore, prices: PriceTable, *, account: str | None = None,
+                 budget: Budget | None = None) -> None:  # fmt: skip
         self.settings = settings
         self.account = account or settings.model
         self.store = store
         self.prices = prices
+        self.budget = budget or Budget(model=settings.model, prices=prices, max_cost_usd=None, max_calls=None, spent_usd=0.0, calls=0)
         key = os.environ.get(settings.api_key_env)
         if not key and settings.base_url is None:
             raise AnnotatorError(f"set {settings.api_key_env} to the API key, or give --llm-base-url for a local server")
@@ -136,7 +142,8 @@ class ChatClient:
     async def complete(self, messages: list[dict], params: dict[str, Any]) -> tuple[dict, bool]:
         """(response as a dict, whether it was not paid for by this call: a cache hit, or a copy of an identical
         request already in flight, which is sent once). Raises CallFailed after the retries, RequestRefused at once
-        when the server refuses the request with a status that a retry cannot change."""
+        when the server refuses the request with a status that a retry cannot change, BudgetExhausted when the
+        request could pass the run's cap (`llm.budget`)."""
         model = self.settings.model
         key = request_key(str(self._client.base_url), model, messages, params)
         cached = self.store.cache_get(key)
@@ -157,6 +164,7 @@ class ChatClient:
         for attempt in range(self.settings.max_retries + 1):
             async with self._slots:
                 await self._wait_for_rate_limit()
+                reservation = self.budget.reserve(messages, params)
                 started = time.perf_counter()
                 try:
                     completion = await self._client.chat.completions.create(model=model, messages=messages, **params)
@@ -164,6 +172,7 @@ class ChatClient:
                     if not response.get("choices"):
                         raise ValueError("response has no choices")
                 except openai.APIStatusError as exc:
+                    self.budget.release(reservation)  # the server answered with an error status: not billed
                     if not isinstance(exc, RETRYABLE) and exc.status_code not in (408, 409):
                         self.store.record_llm_call(
                             key=key, model=self.account, status="failed", latency_s=time.perf_counter() - started, error=_short(exc)
@@ -171,14 +180,16 @@ class ChatClient:
                         raise RequestRefused(exc.status_code, server_reason(exc)) from None
                     last_error = exc
                 except (*RETRYABLE, ValueError, json.JSONDecodeError, openai.APIResponseValidationError) as exc:
+                    self.budget.settle(reservation)  # timed out, cut off or unreadable: it may have been billed
                     last_error = exc
                 else:
                     usage = response.get("usage") or {}
                     prompt_tokens, completion_tokens = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
+                    cost = self.prices.cost(model, prompt_tokens, completion_tokens)
+                    self.budget.settle(reservation, cost)
                     self.store.record_llm_call(
                         key=key, model=self.account, status="paid", response=response, prompt_tokens=prompt_tokens,
-                        completion_tokens=completion_tokens, latency_s=time.perf_counter() - started,
-                        cost_usd=self.prices.cost(model, prompt_tokens, completion_tokens),
+                        completion_tokens=completion_tokens, latency_s=time.perf_counter() - started, cost_usd=cost,
                     )  # fmt: skip
                     return response
                 self.store.record_llm_call(

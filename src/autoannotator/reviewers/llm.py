@@ -9,9 +9,12 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from autoannotator.errors import AnnotatorError
+from autoannotator.choices import OptionsError, split_item
 from autoannotator.llm.asking import judge
+from autoannotator.llm.budget import Budget, BudgetExhausted
 from autoannotator.llm.client import ITEM_REFUSALS, CallFailed, ChatClient, ClientSettings, RequestRefused
 from autoannotator.llm.logprobs import label_probs_from_logprobs
+from autoannotator.llm.multiple_choice import build_choice_messages
 from autoannotator.llm.prices import PriceTable
 from autoannotator.llm.prompts import PromptStyle, build_messages, correction_message, label_schema, parse_label, pick_examples, proposals_block
 from autoannotator.llm.running import run_sync
@@ -51,6 +54,7 @@ class LLMReviewer(Reviewer):
         self.n_shots = {"zero-shot": 0, "one-shot": 1, "k-shot": self.settings.shots, "cot": 0}[self.settings.prompt]
         self.examples = pick_examples([*task.examples, *examples], self.n_shots)
         self.store: RunStore | None = None
+        self.budget: Budget | None = None
         self.refused_in_a_row = 0
 
     def attach(self, store: RunStore) -> None:
@@ -76,11 +80,21 @@ class LLMReviewer(Reviewer):
             params |= {"logprobs": True, "top_logprobs": 5}
         return params
 
-    def messages(self, text: str, votes: dict[str, dict] | None = None) -> list[dict]:
-        """The prompt for one item; where the pool has LLM specialists, their answers (and reasoning tails) too."""
+    def messages(self, text: str, votes: dict[str, dict] | None = None) -> list[dict] | None:
+        """The first request's messages for one item; where the pool has LLM specialists, their answers (and
+        reasoning tails) too. A multiple-choice item is asked with its options (None when they cannot be read:
+        nothing is asked)."""
         json_answer = self.settings.structured != "none"
-        return build_messages(self.task, text, style=self.settings.prompt, examples=self.examples, json_answer=json_answer,
-                              proposals=proposals_block(votes or {}))  # fmt: skip
+        if self.task.type == "multiple_choice":
+            try:
+                split_item(text)
+            except OptionsError:
+                return None
+            build = build_choice_messages
+        else:
+            build = build_messages
+        return build(self.task, text, style=self.settings.prompt, examples=self.examples, json_answer=json_answer,
+                     proposals=proposals_block(votes or {}))
 
     async def _by_samples(self, client: ChatClient, item: ReviewItem) -> Answer:
         """Self-consistency over `samples` answers (temperature 0.7 unless set), and every multiple-choice item."""
@@ -92,6 +106,8 @@ class LLMReviewer(Reviewer):
                                  answer_retries=s.answer_retries, proposals=proposals_block(item.votes))  # fmt: skip
         except RequestRefused as exc:
             return self._refused(item, exc, 1)
+        except BudgetExhausted as exc:
+            return Answer(None, detail={"error": str(exc)}, reason="budget")
         return Answer(judged.label, probs=judged.probs, detail=judged.detail | {"model": s.model}, reason=judged.reason)
 
     async def _review_one(self, client: ChatClient, item: ReviewItem) -> Answer:
@@ -104,6 +120,8 @@ class LLMReviewer(Reviewer):
                 response, cached = await client.complete(messages, params)
             except CallFailed as exc:
                 return Answer(None, detail={"error": str(exc), "attempts": attempt}, reason="retries_exhausted")
+            except BudgetExhausted as exc:
+                return Answer(None, detail={"error": str(exc), "attempts": attempt}, reason="budget")
             except RequestRefused as exc:
                 return self._refused(item, exc, attempt)
             if not cached:
@@ -131,7 +149,7 @@ class LLMReviewer(Reviewer):
     async def _review_all(self, items: Sequence[ReviewItem]) -> list[Answer]:
         if self.n_shots and not self.examples:
             raise AnnotatorError(f"the {self.settings.prompt} prompt needs examples: add 'examples' to the task file or give a seed file")
-        async with ChatClient(self.settings, self.store, self.prices) as client:
+        async with ChatClient(self.settings, self.store, self.prices, budget=self._budget()) as client:
             tasks = [asyncio.ensure_future(self._review_one(client, item)) for item in items]
             try:
                 return list(await asyncio.gather(*tasks))
@@ -140,6 +158,15 @@ class LLMReviewer(Reviewer):
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
+
+    def _budget(self) -> Budget:
+        """The run's cap, made once per run from what the ledger says was paid in earlier sessions."""
+        if self.budget is None:
+            usage = self.store.llm_usage().values()
+            self.budget = Budget(model=self.settings.model, prices=self.prices, max_cost_usd=self.settings.max_cost_usd,
+                                 max_calls=self.settings.max_calls, spent_usd=sum(u["cost_usd"] or 0.0 for u in usage),
+                                 calls=int(sum(u["calls"] for u in usage)))  # fmt: skip
+        return self.budget
 
     def review(self, items: Sequence[ReviewItem]) -> list[Answer]:
         if self.store is None:
