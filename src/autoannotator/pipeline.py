@@ -281,6 +281,9 @@ class Annotator:
         try:
             seconds: dict[str, float] = {}
             seed_data = self._ready_pool(store, items, frame.to_dict("records"), seed_data, seconds)
+            paid = [spec.display_name for spec in self.specs if spec.kind == "llm" and spec.options.get("base_url")]
+            if paid:
+                raise AnnotatorError(f"estimate would pay the LLM specialists {paid} to score its sample; estimate without them")
             done = store.processed_rows()
             population = [r for r in range(len(items)) if r not in done and items.texts[r].strip()]
             rng = np.random.default_rng(self.random_seed)
