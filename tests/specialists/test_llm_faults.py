@@ -41,8 +41,8 @@ def test_every_item_gets_a_vote_or_an_abstention_with_its_reason(task: Task, ser
     votes = {text: json.loads(v)["gpt"] for text, v in out["votes"].items()}
     for text, vote in votes.items():
         assert (vote["label"] in task.label_names and "reason" not in vote) or (vote["label"] is None and vote["reason"]), text
-    assert votes["a fine day [outside]"] == {"label": None, "p": 0.0, "reason": "out_of_set", "parsed": 0, "samples": 1,
-                                             "cached": False, "last_answer": '{"label": "banana"}'}  # fmt: skip
+    assert votes["a fine day [outside]"] == {"label": None, "p": 0.0, "reason": "out_of_set", "parsed": 0, "samples": 1, "asks": 1,
+                                             "last_answer": '{"label": "banana"}'}  # fmt: skip
     assert votes["too long [400]"]["reason"] == "http_400" and votes["down [500-always]"]["reason"] == "retries_exhausted"
     for text in ("great game [timeout-once]", "what a happy day [429-once]", "feeling sick [500-twice]",
                  "nice weather [malformed-once]", "bus schedule [empty-once]"):  # fmt: skip
@@ -73,7 +73,7 @@ def test_a_rerun_is_answered_from_the_run_store(task: Task, server, tmp_path: Pa
     again.attach(store, "gpt")
     probs_again, details = again.predict_with_details(texts)
     assert len(answered(log)) == 3  # zero new requests
-    assert (probs_again == probs).all() and all(d["cached"] for d in details)
+    assert (probs_again == probs).all() and details[0]["answer"] == "positive"
     assert store.llm_usage()["specialist:gpt"]["cache_hits"] == 3
     store.close()
 
@@ -87,7 +87,7 @@ def test_self_consistency_over_samples(task: Task, server, tmp_path: Path) -> No
     store.close()
     requests = answered(log)
     assert len(requests) == 2 * 3 * 2  # three samples each, each sample's first answer outside the set and re-asked once
-    assert probs[0].tolist() == [0.0, 0.0, 1.0] and details[0]["parsed"] == 3  # re-asked, then three agreeing samples
+    assert probs[0].tolist() == [0.0, 0.0, 1.0] and details[0]["parsed"] == 3 and details[0]["asks"] == 6  # each re-asked once
     assert probs[1].tolist() == [0.0, 0.0, 0.0] and details[1]["reason"] == "out_of_set"
     assert details[0]["samples"] == details[1]["samples"] == 3
 

@@ -24,13 +24,13 @@ Logprobs = Callable[[dict, str], dict[str, float] | None]  # (response, label) -
 
 @dataclass(frozen=True)
 class Sample:
-    """One sampled answer: its label (None: unparsed, with the reason), its logprob distribution if any."""
+    """One sampled answer: its label (None: unparsed, with the reason), its logprob distribution if any, the
+    answer's text and the asks it took (1 + re-asks)."""
 
     label: str | None
     reason: str | None
     probs: dict[str, float] | None
     content: str
-    cached: bool
     attempts: int
 
 
@@ -56,26 +56,26 @@ async def sample_answers(
     out = []
     for i in range(samples):
         sample_params = params | {"seed": i} if samples > 1 else params
-        conversation, content, reason, cached = messages, "", "no_answer", False
+        conversation, content, reason = messages, "", "no_answer"
         for attempt in range(1, answer_retries + 2):
             try:
-                response, cached = await client.complete(conversation, sample_params)
+                response, _ = await client.complete(conversation, sample_params)
             except CallFailed as exc:
-                out.append(Sample(None, "retries_exhausted", None, str(exc)[:200], False, attempt))
+                out.append(Sample(None, "retries_exhausted", None, str(exc)[:200], attempt))
                 break
             except RequestRefused as exc:
                 if exc.status not in ITEM_REFUSALS:  # the client itself is refused (401, 403, 404): the caller stops
                     raise
-                out.append(Sample(None, f"http_{exc.status}", None, exc.message[:200], False, attempt))
+                out.append(Sample(None, f"http_{exc.status}", None, exc.message[:200], attempt))
                 break
             content = (response["choices"][0].get("message") or {}).get("content") or ""
             label, reason = parse(content)
             if label is not None:
                 probs = logprobs(response, label) if logprobs else None
-                out.append(Sample(label, None, probs, content, cached, attempt))
+                out.append(Sample(label, None, probs, content, attempt))
                 break
             if correction is None or attempt > answer_retries:
-                out.append(Sample(None, reason, None, content, cached, attempt))
+                out.append(Sample(None, reason, None, content, attempt))
                 break
             conversation = [*conversation, {"role": "assistant", "content": content}, correction]
     return out
@@ -90,9 +90,10 @@ def reasoning_tail(content: str, lines: int = 3) -> str:
 def self_consistency(answers: Sequence[Sample], labels: Sequence[str]) -> Judgement:
     """One sample: its label with its logprob distribution (else all mass on it). Several: the majority label and
     the vote shares of the parsed samples (ties go to the earlier label). None parsed: None with the most
-    common reason. `detail` keeps the answer, parsed/asked counts and, for long answers, the reasoning tail."""
+    common reason. `detail` keeps the answer, the parsed, sampled and asked counts and, for long answers, the reasoning tail."""
     parsed = [a for a in answers if a.label is not None]
-    detail: dict[str, Any] = {"parsed": len(parsed), "samples": len(answers), "cached": all(a.cached for a in answers)}
+    # asks: requests including re-asks; whether they came from the cache is the ledger's to say
+    detail: dict[str, Any] = {"parsed": len(parsed), "samples": len(answers), "asks": sum(a.attempts for a in answers)}
     if not parsed:
         reason = Counter(a.reason for a in answers).most_common(1)[0][0] if answers else "no_answer"
         last = answers[-1].content[-200:] if answers else ""
