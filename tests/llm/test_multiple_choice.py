@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from autoannotator.llm.multiple_choice import build_choice_messages, extract_choice
@@ -73,3 +75,19 @@ def test_the_reviewer_sees_what_the_pool_s_llms_answered() -> None:
     sentiment = Task.from_dict({"name": "s", "labels": ["negative", "positive"]})
     reviewer = LLMReviewer(sentiment, LLMSettings(base_url="http://127.0.0.1:9/v1"))
     assert block in reviewer.messages("nice", votes)[1]["content"] and "proposed" not in reviewer.messages("nice")[1]["content"]
+
+
+def test_letter_probabilities_from_logprobs_cover_only_the_item_s_letters() -> None:
+    from autoannotator.llm.asking import letter_probs
+
+    task = Task.from_dict({"name": "math", "type": "multiple_choice"})
+    top = [{"token": "C", "logprob": -0.2}, {"token": "D", "logprob": -1.9}, {"token": "E", "logprob": -2.5}]
+    response = {"choices": [{"message": {"content": '{"answer": "C"}'},
+                             "logprobs": {"content": [{"token": '{"answer": "', "logprob": 0.0, "top_logprobs": []},
+                                                      {"token": "C", "logprob": -0.2, "top_logprobs": top},
+                                                      {"token": '"}', "logprob": 0.0, "top_logprobs": []}]}}]}  # fmt: skip
+    probs = letter_probs(response, "C", task=task, n_options=4)  # the item has A-D: E's mass is dropped
+    expected_c = math.exp(-0.2) / (math.exp(-0.2) + math.exp(-1.9))
+    assert set(probs) == {"A", "B", "C", "D"} and probs["A"] == probs["B"] == 0.0
+    assert probs["C"] == pytest.approx(expected_c, abs=1e-5) and probs["C"] + probs["D"] == pytest.approx(1.0)
+    assert letter_probs({"choices": [{"message": {"content": "C"}}]}, "C", task=task, n_options=4) is None
