@@ -62,10 +62,11 @@ def test_seed_label_items_are_seed_replay_never_a_rounds_pool_or_gate(task: Task
     result = annotator.annotate(tweets_frame.iloc[:400])
     assert result.summary.rounds
     store = RunStore(tmp_path / "r" / STORE_FILE)
-    seed = set(store.seed_rows())
+    seed = {r for (r,) in store.conn.execute("SELECT row FROM items WHERE votes = '{}'")}  # labeled before any specialist
     assert len(seed) == 80 and (result.frame.loc[sorted(seed), "label_source"] == "gold").all()
     in_rounds = {r for (r,) in store.conn.execute("SELECT row FROM items WHERE used_in_round IS NOT NULL OR gate = 1")}
     assert in_rounds and not in_rounds & seed  # pools and gates hold reviewed hard items only
+    assert set(store.seed_rows()) == seed
     assert sum(r["pool_size"] for r in result.summary.rounds) == len(in_rounds)
     tfidf = next(v for v in result.summary.rounds[0]["details"] if v["name"] == "tfidf")
     assert tfidf["train_size"] >= 80 + result.summary.rounds[0]["pool_size"] - result.summary.rounds[0]["gate_size"]  # seed replayed
@@ -76,16 +77,16 @@ def test_unanimity_is_stored_per_item_and_replay_samples_it_under_the_margin_rul
     annotator = Annotator(task, specialists=FAST, reviewer="gold:gold_label", run_dir=tmp_path / "r", chunk_size=100,
                           rule="margin", budget=0.25, refine={"beta": 60, "gate_fraction": 0.2, "min_gate": 5})  # fmt: skip
     result = annotator.annotate(tweets_frame.iloc[:400], seed=seed_frame)
+    first = result.summary.rounds[0]
+    fresh = first["pool_size"] - first["gate_size"]
+    tfidf = next(v for v in first["details"] if v["name"] == "tfidf")  # refit on the pool, the seed and the unanimous share
+    assert tfidf["train_size"] == fresh + len(labeled_seed(seed_frame, task, label_column="label")[0]) + round(0.25 * fresh)
     store = RunStore(tmp_path / "r" / STORE_FILE)
     for record in store.items():
         labels = [v["label"] for v in record.votes.values()]
         assert record.unanimous == (bool(labels) and None not in labels and len(set(labels)) == 1)
     unanimous = store.unanimous_rows()
     assert unanimous and all(store.item(r).uncertainty > 0 for r in unanimous[:20])  # agreed, yet margin U > 0
-    first = result.summary.rounds[0]
-    fresh = first["pool_size"] - first["gate_size"]
-    tfidf = next(v for v in first["details"] if v["name"] == "tfidf")  # refit on the pool, the seed and the unanimous share
-    assert tfidf["train_size"] == fresh + len(labeled_seed(seed_frame, task, label_column="label")[0]) + round(0.25 * fresh)
     store.close()
 
 
@@ -135,7 +136,7 @@ def record(row: int, *, hard: bool = False, agreed: bool = True) -> ItemRecord:
     votes = {"a": {"label": "x", "p": 0.9}, "b": {"label": "x" if agreed else "y", "p": 0.8}}
     return ItemRecord(row=row, item_id=f"id{row}", text_hash=f"h{row}", text=f"text {row}", state="pending_review" if hard else "done",
                       label=None if hard else "x", label_source="unresolved" if hard else "consensus", consensus_label="x",
-                      uncertainty=0.0 if agreed else 0.5, votes=votes, unanimous=agreed)  # fmt: skip
+                      uncertainty=0.0 if agreed else 0.5, votes=votes)  # fmt: skip
 
 
 def chunk_work(store: RunStore, refiner: Refiner, start: int, size: int) -> int:
