@@ -13,6 +13,7 @@ from autoannotator.cli import app
 from autoannotator.estimate import Interval, accuracy_curve, predict, proportion_interval, ReviewerCosts
 from autoannotator.llm.server import free_port
 from autoannotator.llm.tokens import counter_for
+from autoannotator.store import STORE_FILE, RunStore
 from tests.conftest import EXAMPLE
 from tests.fault_server import serve
 
@@ -62,6 +63,8 @@ def test_estimate_predicts_the_real_run_of_the_bundled_example(tmp_path: Path, b
     for figure, tolerance in (("review_fraction", 0.15), ("llm_calls", 0.15), ("cost_usd", 0.20)):
         assert guess[figure] == pytest.approx(actual[figure], rel=tolerance), figure
     assert guess["llm_calls_low"] <= actual["llm_calls"] <= guess["llm_calls_high"]
+    configured = [p for p in guess["curve"] if p["configured"]]  # the seed's out-of-fold curve, with the run's routing
+    assert len(configured) == 1 and 0 < configured[0]["review_fraction"] < 1
     print(model, {f: (round(guess[f], 6), round(actual[f], 6)) for f in FIGURES if f in actual})
 
 
@@ -105,3 +108,27 @@ def test_tiktoken_counts_openai_models_and_others_are_approximated() -> None:
     assert not approx.exact and approx.count("x" * 41) == 11
     messages = [{"role": "system", "content": "héllo"}, {"role": "user", "content": "world"}]
     assert approx.messages(messages, worst_case=True) >= len("héllo".encode()) + len("world") > approx.messages(messages) - 20
+
+
+@pytest.mark.slow
+def test_estimate_with_the_embedded_llm_counts_its_own_tokens_and_pays_nothing(tmp_path: Path, tweets_frame) -> None:
+    tweets_frame.iloc[:150].to_csv(tmp_path / "tweets.csv", index=False)
+    args = ["estimate", "--task", str(EXAMPLE / "task.yaml"), "--input", str(tmp_path / "tweets.csv"), "--seed", str(EXAMPLE / "seed.csv"),
+            "--specialists", "tfidf,lexicon", "--reviewer", "llm", "--llm-model", "smollm2-135m", "--output", str(tmp_path / "out.csv"),
+            "--sample", "60", "--curve-folds", "0", "--json", str(tmp_path / "e.json")]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    guess = json.loads((tmp_path / "e.json").read_text())
+    assert guess["tokenizer"] == "llama.cpp:smollm2-135m" and guess["prompt_tokens"] > 50 * guess["llm_calls"] > 0
+    assert guess["cost_usd"] == 0 and guess["seconds_reviewer"] > 0 and guess["curve"] == []
+    store = RunStore(tmp_path / "out.csv.run" / STORE_FILE)
+    assert store.llm_usage() == {} and store.count_by_state() == {}  # nothing asked, nothing labeled: only the pool is saved
+    assert {v["name"] for v in store.specialist_versions()} == {"tfidf", "lexicon"}
+    store.close()
+
+
+def test_estimate_refuses_a_seed_only_a_paid_reviewer_could_label(tmp_path: Path) -> None:
+    args = ["estimate", "--task", str(EXAMPLE / "task.yaml"), "--input", str(EXAMPLE / "tweets.csv"), "--seed-label", "llm",
+            "--seed-size", "20", "--reviewer", "llm", "--llm-base-url", "http://127.0.0.1:9/v1", "--output", str(tmp_path / "o.csv")]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "--seed-label" in result.output
