@@ -103,3 +103,12 @@ def labeled_seed(frame: pd.DataFrame, task: Task, *, label_column: str, source: 
     if len(set(labels)) < 2:
         raise AnnotatorError(f"{source}: needs labeled rows of at least two labels, found {sorted(set(labels))}")
     return texts, labels
+
+
+def seed_rationales(frame: pd.DataFrame, task: Task) -> dict[str, str]:
+    """Item text -> its worked solution, from a multiple-choice seed file's rationale column (empty dict for
+    classification or when the column is absent); the few-shot examples of chain-of-thought prompts show it."""
+    if task.type != "multiple_choice" or task.rationale_column not in frame.columns:
+        return {}
+    pairs = zip(item_texts(frame, task)[0], frame[task.rationale_column].tolist())
+    return {text: clean_text(r).strip() for text, r in pairs if text and clean_text(r).strip()}

@@ -20,7 +20,7 @@ from autoannotator.errors import AnnotatorError
 from autoannotator.estimate import Estimate, accuracy_curve, out_of_fold_probs, predict, reviewer_costs
 from autoannotator.executors import Executor, create_executor
 from autoannotator.io import read_table, rename_columns, write_table
-from autoannotator.items import InputItems, items_from_frame, labeled_seed
+from autoannotator.items import InputItems, items_from_frame, labeled_seed, seed_rationales
 from autoannotator.progress import progress_bar
 from autoannotator.reasons import count_reasons, unresolved_reason
 from autoannotator.randomness import use_deterministic_kernels
@@ -206,6 +206,7 @@ class Annotator:
             raise AnnotatorError("llm specialists run with the local executor: their cache and ledger are this process's run store")
         self.progress = progress
         self.specialists: dict[str, Specialist] = {}
+        self.seed_rationales: dict[str, str] = {}  # item text -> worked solution, from a multiple-choice seed file
 
     def annotate(
         self,
@@ -354,10 +355,12 @@ class Annotator:
         if self.seed_reviewer is not None:
             seed_data = self._seed_by_reviewer(store, items, records, seconds)
         self.specialists = self._prepare_specialists(store, seed_data, seconds)
+        examples = [Example(text=t, label=y, rationale=self.seed_rationales.get(t)) for t, y in zip(*(seed_data or ((), ())))]
         for name, specialist in self.specialists.items():
             specialist.attach(store, name)
-        if self.reviewer is not None and seed_data is not None:
-            self.reviewer.use_examples([Example(text=t, label=y) for t, y in zip(*seed_data)])
+            specialist.use_examples(examples)
+        if self.reviewer is not None and examples:
+            self.reviewer.use_examples(examples)
         return seed_data
 
     def _read_seed(self, seed: pd.DataFrame | str | Path | None) -> tuple[list[str], list[str]] | None:
@@ -365,6 +368,7 @@ class Annotator:
             return None
         frame = seed if isinstance(seed, pd.DataFrame) else read_table(seed)
         source = "seed" if isinstance(seed, pd.DataFrame) else str(seed)
+        self.seed_rationales = seed_rationales(frame, self.task)
         return labeled_seed(frame, self.task, label_column=self.seed_label_column, source=source)
 
     def _fingerprint(self, items: InputItems, seed_data: tuple[list[str], list[str]] | None) -> dict[str, Any]:

@@ -109,6 +109,7 @@ class Task(BaseModel):
     text_column: str = "text"
     question_column: str = "question"
     options_column: str = "options"
+    rationale_column: str = "rationale"  # multiple choice: a seed file's worked solutions, shown in cot few-shot prompts
     id_column: str | None = None
     examples: list[Example] = Field(default_factory=list)
     specialists: list[SpecialistSpec] = Field(default_factory=list)

@@ -134,3 +134,16 @@ def test_refinement_leaves_llm_specialists_as_they_are_and_says_so(task: Task, s
     assert summary.not_refined == ["gpt"]
     versions = CliRunner().invoke(app, ["versions", "--run-dir", str(tmp_path / "run")])
     assert "never refined (not trainable here, e.g. llm specialists): gpt" in " ".join(versions.output.split())
+
+
+def test_a_multiple_choice_seed_s_rationales_reach_the_few_shot_prompts(server, tmp_path: Path) -> None:
+    url, _ = server
+    task = Task.from_dict({"name": "math", "type": "multiple_choice"})
+    seed = pd.DataFrame({"question": ["1 + 1?", "2 + 3?"], "options": ["A)2 B)3", "A)4 B)5"], "gold": ["A", "B"],
+                         "rationale": ["one and one make two", ""]})  # fmt: skip
+    voter = {"kind": "llm", "name": "gpt", "options": {"base_url": url, **FAST, "prompt": "cot", "shots": 2}}
+    annotator = Annotator(task, specialists=[voter], run_dir=tmp_path / "run", seed_label_column="gold")
+    out = annotator.annotate(pd.DataFrame({"question": ["3 + 3?"], "options": [["5", "6"]]}), seed=seed).frame
+    examples = annotator.specialists["gpt"].examples
+    assert [(e.label, e.rationale) for e in examples] == [("A", "one and one make two"), ("B", None)]
+    assert json.loads(out.loc[0, "votes"])["gpt"]["reason"] == "no_answer_line"  # the keyword server answers no letter

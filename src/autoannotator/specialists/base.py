@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from autoannotator.errors import AnnotatorError
-from autoannotator.task import Task, normalize_label_name
+from autoannotator.task import Example, Task, normalize_label_name
 
 MANIFEST = "specialist.json"
 _REGISTRY: dict[str, type[Specialist]] = {}
@@ -61,6 +61,9 @@ class Specialist(ABC):
         """`predict_proba` plus one dict per item for the item's provenance (LLM specialists: their answer, or why
         they abstained); empty dicts by default."""
         return self.predict_proba(texts), [{} for _ in texts]
+
+    def use_examples(self, examples: Sequence[Example]) -> None:
+        """Labeled examples (from the seed file) for kinds that prompt with them (LLM specialists); ignored by default."""
 
     def attach(self, store: Any, name: str) -> None:
         """Called by the run loop with the run store and the specialist's name in the pool before it scores;

@@ -27,7 +27,7 @@ from autoannotator.llm.running import run_sync
 from autoannotator.llm.sampling import Judgement
 from autoannotator.specialists.base import Specialist, register
 from autoannotator.store import RunStore
-from autoannotator.task import Task
+from autoannotator.task import Example, Task
 
 
 @register("llm")
@@ -62,7 +62,8 @@ class LLMSpecialist(Specialist):
         self.samples = samples
         self.temperature = temperature if temperature is not None else (0.0 if samples == 1 else 0.7)
         n_shots = {"zero-shot": 0, "one-shot": 1, "k-shot": shots, "cot": 0}[prompt]
-        self.examples = pick_examples(task.examples, shots if prompt == "cot" else n_shots)  # cot: worked examples if any
+        self.n_shots = shots if prompt == "cot" else n_shots  # cot: worked examples if there are any
+        self.examples = pick_examples(task.examples, self.n_shots)
         if n_shots and not self.examples:
             raise AnnotatorError(f"llm specialist: the {prompt} prompt needs examples in the task file")
         self.settings = None if self.embedded else ClientSettings(
@@ -77,6 +78,10 @@ class LLMSpecialist(Specialist):
         """The run store holds this specialist's cache and ledger (its lines are named `specialist:NAME`)."""
         self.store = store
         self.account = f"specialist:{name}"
+
+    def use_examples(self, examples: Sequence[Example]) -> None:
+        """Fill the few-shot slots the task file leaves empty with seed examples (with their rationales, if any)."""
+        self.examples = pick_examples([*self.examples, *examples], self.n_shots)
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> LLMSpecialist:
         """An LLM specialist is not trained here: fitting leaves it unchanged."""
