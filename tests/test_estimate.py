@@ -132,3 +132,25 @@ def test_estimate_refuses_a_seed_only_a_paid_reviewer_could_label(tmp_path: Path
             "--seed-size", "20", "--reviewer", "llm", "--llm-base-url", "http://127.0.0.1:9/v1", "--output", str(tmp_path / "o.csv")]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "--seed-label" in result.output
+
+
+def test_settings_can_change_after_an_estimate_and_a_changed_pool_is_trained_again(tmp_path: Path, tweets_frame) -> None:
+    tweets_frame.iloc[:80].to_csv(tmp_path / "tweets.csv", index=False)
+    base = ["--task", str(EXAMPLE / "task.yaml"), "--input", str(tmp_path / "tweets.csv"), "--seed", str(EXAMPLE / "seed.csv"),
+            "--output", str(tmp_path / "out.csv"), "--curve-folds", "0"]  # fmt: skip
+    runner = CliRunner()
+    for extra in (["--specialists", "tfidf,lexicon", "--rule", "margin", "--budget", "0.1"],
+                  ["--specialists", "tfidf,lexicon", "--rule", "margin", "--budget", "0.3"],  # another routing: same pool
+                  ["--specialists", "tfidf"]):  # another pool  # fmt: skip
+        result = runner.invoke(app, ["estimate", *base, *extra, "--json", str(tmp_path / "e.json")])
+        assert result.exit_code == 0, result.output
+        if "0.3" in extra:
+            assert "training the pool" not in result.output  # loaded, not trained again
+    assert json.loads((tmp_path / "e.json").read_text())["review_fraction"] == 0  # one specialist never disagrees
+    store = RunStore(tmp_path / "out.csv.run" / STORE_FILE)
+    assert {v["name"] for v in store.specialist_versions()} == {"tfidf"}
+    store.close()
+    ran = runner.invoke(app, ["annotate", *[a for a in base if a not in ("--curve-folds", "0")], "--specialists", "tfidf,lexicon", "--quiet"])
+    assert ran.exit_code == 0, ran.output  # the run takes its own settings: nothing was labeled or paid yet
+    again = runner.invoke(app, ["annotate", *[a for a in base if a not in ("--curve-folds", "0")], "--specialists", "tfidf", "--quiet"])
+    assert again.exit_code == 2 and "holds a different run" in again.output  # after labeling, a changed run is refused

@@ -16,6 +16,8 @@ from autoannotator.store.llm_ledger import LLMLedger
 from autoannotator.store.reviews import ReviewLog
 from autoannotator.store.versions import SpecialistVersions
 
+# Fingerprint parts the trained pool depends on: a change drops the pool an `estimate` saved.
+POOL_SETTINGS = frozenset({"task", "specialists", "seed", "seed_label", "input", "random_seed"})
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -56,6 +58,13 @@ class RunStore:
         if existing is None:
             with store.transaction():
                 store.set_meta("fingerprint", wanted)
+        elif existing != wanted and store._only_estimated():
+            changed = {k for k, v in json.loads(existing).items() if fingerprint.get(k) != v}
+            with store.transaction():  # nothing labeled or paid yet (an `estimate` made it): take the new settings
+                store.set_meta("fingerprint", wanted)
+                store.delete_meta("estimate")
+            if changed & POOL_SETTINGS:
+                store.versions.forget_all()
         elif existing != wanted:
             changed = sorted(k for k, v in json.loads(existing).items() if fingerprint.get(k) != v)
             store.close()
@@ -64,6 +73,10 @@ class RunStore:
                 "use another --run-dir or delete that one to start over"
             )
         return store
+
+    def _only_estimated(self) -> bool:
+        """Only what `estimate` leaves (its figures and a trained pool): no item stored, no LLM call made."""
+        return self.get_meta("estimate") is not None and not self.processed_rows() and not self.llm_usage()
 
     @property
     def conn(self) -> sqlite3.Connection:

@@ -23,6 +23,11 @@ class SpecialistVersions:
             )
         return 1
 
+    def forget_all(self) -> None:
+        """Drop every specialist version (their folders are overwritten when the pool is trained again)."""
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM specialists")
+
     def next_version(self, name: str) -> int:
         row = self.db.conn.execute("SELECT COALESCE(MAX(version), 0) AS v FROM specialists WHERE name = ?", (name,)).fetchone()
         return int(row["v"]) + 1
