@@ -16,14 +16,7 @@ answers parsed) and the cost accounting. Writes benchmarks/results/math.md.
 
 from __future__ import annotations
 
-import os
-import sys
-
-# This file shares its name with the standard library's `math`: keep its folder behind the standard library on
-# sys.path, so that `import math` (numpy, pandas, ...) finds the real one; `common` still imports from here.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if sys.path and os.path.abspath(sys.path[0] or os.curdir) == _HERE:
-    sys.path.append(sys.path.pop(0))
+import stdlib_first  # noqa: F401  (first: this file is named like the standard library's math)
 
 import argparse
 import json

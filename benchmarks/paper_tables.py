@@ -12,6 +12,8 @@ paper_tables.json.
 
 from __future__ import annotations
 
+import stdlib_first  # noqa: F401  (first: keeps benchmarks/math.py from shadowing the standard library)
+
 import argparse
 import json
 import tempfile

@@ -7,6 +7,8 @@ with and without refinement, and fine-tuning time per 1,000 items.
 
 from __future__ import annotations
 
+import stdlib_first  # noqa: F401  (first: keeps benchmarks/math.py from shadowing the standard library)
+
 import argparse
 import tempfile
 import time

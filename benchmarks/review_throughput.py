@@ -8,6 +8,8 @@ run store (so no cache hits), zero-shot, JSON answers constrained by the server'
 
 from __future__ import annotations
 
+import stdlib_first  # noqa: F401  (first: keeps benchmarks/math.py from shadowing the standard library)
+
 import argparse
 import sys
 import tempfile

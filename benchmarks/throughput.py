@@ -10,6 +10,8 @@ Overhead = pipeline time / sum of the models' own times - 1 (target: under 10%).
 
 from __future__ import annotations
 
+import stdlib_first  # noqa: F401  (first: keeps benchmarks/math.py from shadowing the standard library)
+
 import argparse
 import tempfile
 import time
