@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 from scipy.special import entr
 
-Rule = Literal["vote", "margin", "entropy"]
+Rule = Literal["vote", "margin", "entropy", "learned"]
+RULES = ("vote", "margin", "entropy", "learned")
+
+
+class Posterior(Protocol):
+    """A learned aggregator (see `autoannotator.stacking.Aggregator`)."""
+
+    def posterior(self, probs: np.ndarray) -> np.ndarray: ...
 ABSTAIN = -1
 
 
@@ -99,9 +106,12 @@ class ConsensusResult:
 
 
 def decide(
-    probs: np.ndarray, *, rule: Rule = "vote", epsilon: float | None = None, budget: float | None = None
-) -> ConsensusResult:
-    """Label, score and route one batch. `budget` (a fraction of items) overrides `epsilon` when given."""
+    probs: np.ndarray, *, rule: Rule = "vote", epsilon: float | None = None, budget: float | None = None,
+    aggregator: Posterior | None = None,
+) -> ConsensusResult:  # fmt: skip
+    """Label, score and route one batch. `budget` (a fraction of items) overrides `epsilon` when given.
+    Rule 'learned' takes its label and U = 1 - max posterior from `aggregator` (fitted on the seed); `mean_probs`
+    is then that posterior."""
     if probs.ndim != 3 or probs.shape[0] == 0:
         raise ValueError("probs must be a (k, n, n_labels) array with k >= 1")
     if rule != "vote" and epsilon is None and budget is None:
@@ -109,7 +119,9 @@ def decide(
     k, _, n_labels = probs.shape
     votes = votes_from_probs(probs)
     counts = vote_counts(votes, n_labels)
-    mean = mean_probabilities(probs)
+    if rule == "learned" and aggregator is None:
+        raise ValueError("the 'learned' rule needs an aggregator fitted on a seed")
+    mean = aggregator.posterior(probs) if rule == "learned" else mean_probabilities(probs)
     labels = majority_label(counts, mean)
     if rule == "vote":
         uncertainty = vote_uncertainty(counts, k)
@@ -117,8 +129,10 @@ def decide(
         uncertainty = margin_uncertainty(mean)
     elif rule == "entropy":
         uncertainty = entropy_uncertainty(mean)
+    elif rule == "learned":
+        uncertainty = 1.0 - mean.max(axis=1)
     else:
-        raise ValueError(f"unknown consensus rule '{rule}' (use vote, margin or entropy)")
+        raise ValueError(f"unknown consensus rule '{rule}' (use vote, margin, entropy or learned)")
     if rule != "vote":
         labels = np.where(counts.max(axis=1) > 0, mean.argmax(axis=1), labels)
     hard = route_by_budget(uncertainty, budget) if budget is not None else route_by_threshold(uncertainty, epsilon)

@@ -13,6 +13,17 @@ from autoannotator.specialists.base import specialist_class
 ROUTE_ORDER = ["consensus", "llm", "human", "gold", "unresolved"]
 
 
+def show_consensus(console: Console, summary: RunSummary) -> None:
+    """The learned rule's calibration and weights, or why the run fell back to the vote rule."""
+    note = summary.consensus
+    if "fallback" in note:
+        console.print(f"[yellow]{note['fallback']}[/yellow]")
+    elif "ece" in note:
+        weights = ", ".join(f"{name} {w:.2f}" for name, w in note["weights"].items())
+        console.print(f"learned consensus: ECE {note['ece']:.3f} ({note['folds']}-fold cross-validated on {note['n_seed']} seed items); "
+                      f"weight per specialist: {weights}")  # fmt: skip
+
+
 def _ordered_routes(counts: dict[str, int]) -> list[str]:
     return [r for r in ROUTE_ORDER if r in counts] + sorted(r for r in counts if r not in ROUTE_ORDER)
 
@@ -32,6 +43,9 @@ def show_summary(console: Console, summary: RunSummary) -> None:
         f"sent to review: {summary.review_fraction:.1%}, time: {summary.seconds.get('total', 0):.1f} s, "
         f"random seed: {summary.random_seed}"
     )
+    if summary.budget_target is not None:
+        console.print(f"review budget: target {summary.budget_target:.1%} of all items, realised {summary.review_fraction:.1%}")
+    show_consensus(console, summary)
     if summary.reasons:
         console.print("unresolved by reason: " + ", ".join(f"{reason} {n}" for reason, n in summary.reasons.items()))
     if summary.llm:

@@ -8,14 +8,15 @@ import math
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from autoannotator.consensus import Rule
+from autoannotator.budget import budget_route
+from autoannotator.consensus import RULES, Rule
 from autoannotator.errors import AnnotatorError
 from autoannotator.estimate import Estimate, accuracy_curve, out_of_fold_probs, predict, reviewer_costs
 from autoannotator.executors import Executor, create_executor
@@ -25,11 +26,13 @@ from autoannotator.progress import progress_bar
 from autoannotator.reasons import count_reasons, unresolved_reason
 from autoannotator.randomness import use_deterministic_kernels
 from autoannotator.refine import RESCORE_KEY, Labeled, RefineSettings, Refiner
-from autoannotator.scoring import ConsensusSettings, Scored
+from autoannotator.scoring import DRIVER_ROUTES, ConsensusSettings, Scored
 from autoannotator.reviewers import Reviewer, ReviewItem, create_reviewer
 from autoannotator.reviewers.gold import GoldReviewer
 from autoannotator.specialists import Specialist, create_specialist, load_specialist
 from autoannotator.specialists.base import check_remote_code, options_model, specialist_class
+from autoannotator.stacking import AGGREGATOR_DIR, Aggregator, fit_aggregator
+from autoannotator.stacking import out_of_fold_probs as cross_fitted_probs
 from autoannotator.store import ItemRecord, RunStore
 from autoannotator.task import Example, SpecialistSpec, Task
 
@@ -60,6 +63,9 @@ class RunSummary:
     run_dir: str = ""
     output: str | None = None
     random_seed: int = 0
+    rule: str = "vote"  # the consensus rule used (the vote rule when --rule learned had no seed)
+    consensus: dict[str, Any] = field(default_factory=dict)  # rule 'learned': its cross-validated ECE, folds, weights; or why it fell back
+    budget_target: float | None = None  # --budget: the share of all items meant for review (realised: review_fraction)
 
     @property
     def review_fraction(self) -> float:
@@ -178,8 +184,8 @@ class Annotator:
             self.reviewer = create_reviewer(reviewer, task, reviewer_options)
         model = (reviewer_options or {}).get("model") if self.reviewer is not None and self.reviewer.source == "llm" else None
         self.reviewer_name = (reviewer if isinstance(reviewer, str) else reviewer.source if reviewer else "none") + (f" ({model})" if model else "")
-        if rule not in ("vote", "margin", "entropy"):
-            raise AnnotatorError(f"unknown rule '{rule}' (use vote, margin or entropy)")
+        if rule not in RULES:
+            raise AnnotatorError(f"unknown rule '{rule}' (use {', '.join(RULES)})")
         if epsilon is not None and not 0.0 <= epsilon <= 1.0:
             raise AnnotatorError(f"epsilon must be in [0, 1], got {epsilon}")
         if budget is not None and not 0.0 <= budget <= 1.0:
@@ -206,6 +212,8 @@ class Annotator:
             raise AnnotatorError("llm specialists run with the local executor: their cache and ledger are this process's run store")
         self.progress = progress
         self.specialists: dict[str, Specialist] = {}
+        self.aggregator: Aggregator | None = None
+        self.consensus_note: dict[str, Any] = {}
         self.seed_rationales: dict[str, str] = {}  # item text -> worked solution, from a multiple-choice seed file
 
     def annotate(
@@ -254,6 +262,7 @@ class Annotator:
                 seconds={k: round(v, 3) for k, v in seconds.items()}, reasons=count_reasons(labeled["reason"]), llm=store.llm_usage(),
                 rounds=store.rounds(), run_dir=str(self.run_dir), output=None if output is None else str(output), random_seed=self.random_seed,
                 not_refined=[name for name, s in self.specialists.items() if not s.trainable] if self.refiner else [],
+                rule=self.used_rule, consensus=self.consensus_note, budget_target=self.budget,
             )  # fmt: skip
             return AnnotationResult(frame=labeled, summary=summary)
         finally:
@@ -294,12 +303,12 @@ class Annotator:
             waiting = states.get("pending_review", 0)
             reviewed = len(done) - waiting - states.get("skipped", 0) - store.count_by_source().get("consensus", 0)
             curve = None
-            if seed_data is not None and curve_folds > 1 and self.mode != "llm-only":
+            if seed_data is not None and curve_folds > 1 and self.mode != "llm-only":  # (no curve for the learned rule yet)
                 texts, labels = seed_data
                 probs = out_of_fold_probs(self.specs, self.ready, self._new_specialist, self.task, texts, labels, folds=curve_folds,
                                           random_state=self.random_seed)
                 gold = np.array([self.task.label_names.index(y) for y in labels])
-                curve = accuracy_curve(probs, gold, rule=self.rule, epsilon=self.epsilon, budget=self.budget)
+                curve = accuracy_curve(probs, gold, rule=self.rule, epsilon=self.epsilon, budget=self.budget) if self.rule != "learned" else None
             costs = reviewer_costs(self.reviewer, self.task, [items.texts[r] for r in hard_rows], store, seconds_per_review)
             copies = Counter(items.texts[r] for r in population)  # identical texts are asked once
             distinct = float(np.mean([1 / copies[items.texts[r]] for r in hard_rows])) if hard_rows else 1.0
@@ -327,9 +336,11 @@ class Annotator:
             t0 = time.perf_counter()
             outcomes = self.executor.score(
                 batch, [items.texts[r] for r in batch], specialists=self.specialists, labels=self.task.label_names,
-                settings=ConsensusSettings(self.rule, self.epsilon, self.budget), run_dir=self.run_dir, seconds={},
+                settings=self._settings(), run_dir=self.run_dir, seconds={},
             )  # fmt: skip
             per_item.append((time.perf_counter() - t0) / len(batch))
+            if self.budget is not None:  # the sample stands for the whole run: the budget's share of it
+                outcomes = self._budgeted(outcomes, n_items=len(batch), done_before=0, routed_before=0)
             hard += [r for r, outcome in zip(batch, outcomes) if outcome.hard]
         return hard, per_item
 
@@ -359,9 +370,62 @@ class Annotator:
         for name, specialist in self.specialists.items():
             specialist.attach(store, name)
             specialist.use_examples(examples)
+        if self.rule == "learned" and self.mode == "specialists":
+            self._prepare_aggregator(store, seed_data, seconds)
         if self.reviewer is not None and examples:
             self.reviewer.use_examples(examples)
         return seed_data
+
+    @property
+    def used_rule(self) -> Rule:
+        """The rule in force: 'learned' falls back to the vote rule when no aggregator could be fitted."""
+        return "vote" if self.rule == "learned" and self.aggregator is None else self.rule
+
+    def _settings(self) -> ConsensusSettings:
+        """What the executors decide a batch with; under a review budget the driver routes (`_route_by_budget`)."""
+        return ConsensusSettings(self.used_rule, DRIVER_ROUTES if self.budget is not None else self.epsilon, self.aggregator)
+
+    def _prepare_aggregator(self, store: RunStore, seed_data: tuple[list[str], list[str]] | None, seconds: dict[str, float]) -> None:
+        """Rule 'learned': load the run's active aggregator, or fit it on cross-fitted seed predictions and save it
+        in RUN/consensus/. Without a seed there is nothing to fit it on: the run uses the vote rule and says so."""
+        folder = self.run_dir / (store.get_meta("aggregator") or AGGREGATOR_DIR)
+        if (folder / "aggregator.json").is_file():
+            self.aggregator = Aggregator.load(folder)
+            self.consensus_note = self.aggregator.summary()
+        elif seed_data is None:
+            self.consensus_note = {"fallback": "--rule learned needs a labeled seed (--seed or --seed-label): used the vote rule"}
+        else:
+            self._fit_aggregator(store, seed_data, AGGREGATOR_DIR, seconds)
+
+    def _fit_aggregator(self, store: RunStore, data: tuple[list[str], list[str]], relative: str, seconds: dict[str, float]) -> None:
+        """Cross-fit the pool on `data` (texts, labels), fit the aggregator, save it in RUN/`relative` and make it
+        the run's active one (store meta 'aggregator', read by resumed runs; Ray actors get its folder)."""
+        t0 = time.perf_counter()
+        trained = {spec.display_name for spec in self.specs if spec.display_name not in self.ready and self.specialists[spec.display_name].trainable}
+        probs, targets = cross_fitted_probs(self.specialists, trained, *data, seed=self.random_seed)
+        fit_aggregator(probs, targets, list(self.specialists), seed=self.random_seed).save(self.run_dir / relative)
+        with store.transaction():
+            store.set_meta("aggregator", relative)
+        self.aggregator = Aggregator.load(self.run_dir / relative)
+        self.consensus_note = self.aggregator.summary()
+        seconds["fit:aggregator"] = seconds.get("fit:aggregator", 0.0) + time.perf_counter() - t0
+
+    def _route_by_budget(self, store: RunStore, outcomes: list[Scored], n_items: int) -> list[Scored]:
+        """Route one chunk under the whole-run budget (see `autoannotator.budget`), from the counts in the store."""
+        counts = store.count_by_source()
+        routed = sum(n for source, n in counts.items() if source != "consensus") - store.count_by_state().get("skipped", 0)
+        return self._budgeted(outcomes, n_items=n_items, done_before=sum(counts.values()), routed_before=routed, store=store)
+
+    def _budgeted(self, outcomes: list[Scored], *, n_items: int, done_before: int, routed_before: int, store: RunStore | None = None) -> list[Scored]:
+        """`outcomes` with `hard` set by `budget_route`; the reference U is the seed's out-of-fold U (rule 'learned')
+        and every U in the store."""
+        seed_u = self.aggregator.seed_uncertainty if self.aggregator is not None else np.zeros(0)
+        reference = np.concatenate([seed_u, store.uncertainties()]) if store is not None else seed_u
+        hard = budget_route(
+            np.array([o.uncertainty for o in outcomes]), np.array([o.consensus_label is None for o in outcomes]), fraction=self.budget,
+            n_items=n_items, done_before=done_before, routed_before=routed_before, reference=reference,
+        )  # fmt: skip
+        return [replace(o, hard=bool(h)) for o, h in zip(outcomes, hard)]
 
     def _read_seed(self, seed: pd.DataFrame | str | Path | None) -> tuple[list[str], list[str]] | None:
         if seed is None:
@@ -441,8 +505,12 @@ class Annotator:
         self._rescore(store, items, records, seconds)  # a re-scoring that a killed run left unfinished
         while self.refiner.due(store):
             t0 = time.perf_counter()
-            self.refiner.run_round(store, self.specialists, Labeled(*seed_data) if seed_data else None)
+            report = self.refiner.run_round(store, self.specialists, Labeled(*seed_data) if seed_data else None)
             seconds["refine"] = seconds.get("refine", 0.0) + time.perf_counter() - t0
+            if self.aggregator is not None:  # refit on seed + every reviewed item, with the refined pool
+                reviewed = Labeled.of(store.labeled_by_review() + store.labeled_by_review(gate=True))
+                known = Labeled(*seed_data) + reviewed if seed_data else reviewed
+                self._fit_aggregator(store, (known.texts, known.labels), f"{AGGREGATOR_DIR}/round-{report.number}", seconds)
             self._rescore(store, items, records, seconds)
 
     def _rescore(self, store: RunStore, items: InputItems, records: list[dict], seconds: dict[str, float]) -> None:
@@ -455,7 +523,7 @@ class Annotator:
         if marker is None:
             return
         after = int(marker)
-        settings = ConsensusSettings(self.rule, self.epsilon, None if self.budget is None else 0.0)
+        settings = self._settings()
         while chunk := store.consensus_below(self.refine.rescore_below, after_row=after, limit=self.chunk_size):
             outcomes = self._score(store, [r.row for r in chunk], [r.text for r in chunk], [r.item_id for r in chunk], settings, seconds)
             changes = [(r.row, o.votes, o.consensus_label, o.uncertainty, o.unanimous)
@@ -504,9 +572,10 @@ class Annotator:
                 for i in scored
             ]  # fmt: skip
         elif scored:
-            settings = ConsensusSettings(self.rule, self.epsilon, self.budget)
             outcomes = self._score(store, [rows[i] for i in scored], [texts[i] for i in scored],
-                                   [items.ids[rows[i]] for i in scored], settings, seconds)  # fmt: skip
+                                   [items.ids[rows[i]] for i in scored], self._settings(), seconds)  # fmt: skip
+            if self.budget is not None:
+                outcomes = self._route_by_budget(store, outcomes, len(items))
             for i, outcome in zip(scored, outcomes):
                 records.append(self._record(rows[i], items, outcome))
         t0 = time.perf_counter()

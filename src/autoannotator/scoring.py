@@ -3,6 +3,7 @@ Shared by the executors (the local loop and Ray actors)."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -11,13 +12,28 @@ import numpy as np
 
 from autoannotator.consensus import ConsensusResult, Rule, decide
 from autoannotator.specialists import Specialist
+from autoannotator.stacking import Aggregator
+
+DRIVER_ROUTES = math.inf  # epsilon when the driver routes (a whole-run budget): scoring marks only items without a label hard
 
 
 @dataclass(frozen=True)
 class ConsensusSettings:
+    """How a batch is decided: the rule, its threshold (a review budget is routed by the driver over the whole
+    run, see `autoannotator.budget`), and the learned rule's aggregator."""
+
     rule: Rule = "vote"
     epsilon: float | None = None
-    budget: float | None = None
+    aggregator: Aggregator | None = None
+
+    def wire(self) -> dict:
+        """A plain form for Ray actors and block keys: the aggregator is named by its saved folder."""
+        return {"rule": self.rule, "epsilon": self.epsilon, "aggregator": str(self.aggregator.folder) if self.aggregator else None}
+
+    @classmethod
+    def from_wire(cls, wire: dict) -> ConsensusSettings:
+        """Back from `wire()`, loading the aggregator from its folder."""
+        return cls(wire["rule"], wire["epsilon"], Aggregator.load(wire["aggregator"]) if wire["aggregator"] else None)
 
 
 @dataclass(frozen=True)
@@ -58,7 +74,7 @@ def score(
         seconds[f"predict:{name}"] = seconds.get(f"predict:{name}", 0.0) + time.perf_counter() - started
     started = time.perf_counter()
     stacked = np.stack(probs)
-    result = decide(stacked, rule=settings.rule, epsilon=settings.epsilon, budget=settings.budget)
+    result = decide(stacked, rule=settings.rule, epsilon=settings.epsilon, aggregator=settings.aggregator)
     names = list(specialists)
     out = []
     for j in range(len(texts)):

@@ -124,7 +124,7 @@ def test_a_block_is_reused_only_for_the_same_items_texts_and_versions(tmp_path: 
     assert reusable_block(block, [10, 11], ["a", "x"], ["ha", "hb"], key) is None  # another item at row 11
     assert reusable_block(block, [10, 11], ["a", "b"], ["ha", "changed"], key) is None  # its text changed
     assert reusable_block(block, [10, 11], ["a", "b"], ["ha", "hb"], block_key({"tfidf": 2}, ConsensusSettings())) is None
-    assert reusable_block(block, [10, 11], ["a", "b"], ["ha", "hb"], block_key({"tfidf": 1}, ConsensusSettings(budget=0.0))) is None
+    assert reusable_block(block, [10, 11], ["a", "b"], ["ha", "hb"], block_key({"tfidf": 1}, ConsensusSettings(epsilon=0.5))) is None
 
 
 @pytest.mark.slow
@@ -142,3 +142,18 @@ def test_a_block_left_by_another_run_in_the_same_folder_is_not_reused(cluster, t
     other = tweets_frame.iloc[120:240].reset_index(drop=True)
     on_ray = annotate(other, tmp_path / "run", executor)
     assert on_ray["votes"].tolist() == annotate(other, tmp_path / "local")["votes"].tolist()
+
+
+@pytest.mark.slow
+def test_ray_learned_rule_and_whole_run_budget_match_local(cluster, task: Task, tweets_frame, seed_frame, tmp_path: Path) -> None:
+    """Ray actors load the run's saved aggregator; the driver routes the whole-run budget for both executors."""
+    from autoannotator.executors.ray import RayExecutor
+
+    frame = tweets_frame.iloc[:500]
+    options = dict(specialists=["tfidf", "lexicon"], reviewer="gold:gold_label", rule="learned", budget=0.2, chunk_size=60)
+    local = Annotator(task, run_dir=tmp_path / "local", **options).annotate(frame, seed=seed_frame)
+    on_ray = Annotator(task, run_dir=tmp_path / "ray", executor=RayExecutor(num_actors=2, batch_size=32), **options).annotate(frame, seed=seed_frame)
+    assert on_ray.summary.rule == "learned"
+    assert local.frame["label_source"].tolist() == on_ray.frame["label_source"].tolist()
+    assert local.frame["uncertainty"].tolist() == on_ray.frame["uncertainty"].tolist()
+    assert abs(on_ray.summary.review_fraction - 0.2) <= 0.01 and abs(local.summary.review_fraction - 0.2) <= 0.01

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -33,7 +32,7 @@ class PoolScorer:
 
     def __init__(self, run_dir: str, task: dict, names: list[str], settings: dict, allow_remote_code: bool = False) -> None:
         self.task = Task.model_validate(task)
-        self.settings = ConsensusSettings(**settings)
+        self.settings = ConsensusSettings.from_wire(settings)
         store = RunStore(Path(run_dir) / STORE_FILE)
         try:
             self.specialists = {
@@ -65,7 +64,7 @@ def scored_from_frame(frame: pd.DataFrame) -> dict[int, Scored]:
 
 def block_key(versions: dict[str, int], settings: ConsensusSettings) -> str:
     """What a block's results depend on besides the items: the active specialist versions and the consensus settings."""
-    return json.dumps({"versions": versions, "settings": asdict(settings)}, sort_keys=True)
+    return json.dumps({"versions": versions, "settings": settings.wire()}, sort_keys=True)
 
 
 def write_block(path: Path, results: pd.DataFrame, rows: list[int], ids: list[str], hashes: list[str], key: str) -> None:
@@ -135,7 +134,8 @@ class RayExecutor:
         results = dataset.map_batches(
             PoolScorer, batch_format="pandas", batch_size=self.batch_size, concurrency=self.num_actors, num_gpus=self.num_gpus,
             fn_constructor_kwargs={"run_dir": str(run_dir), "task": task.model_dump(mode="json"), "names": list(specialists),
-                                   "settings": {"rule": settings.rule, "epsilon": settings.epsilon, "budget": settings.budget},
+                                   "settings": {"rule": settings.rule, "epsilon": settings.epsilon,
+                                                "aggregator": str(settings.aggregator.folder) if settings.aggregator else None},
                                    "allow_remote_code": first.allow_remote_code},  # the driver's decision, carried to every actor
         ).to_pandas()  # fmt: skip
         write_block(block, results, rows, ids, hashes, key or "")

@@ -57,6 +57,25 @@ class Specialist(ABC):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """(n, n_labels) probabilities in task label order; an all-zero row means abstain."""
 
+    def cross_val_proba(
+        self, texts: Sequence[str], labels: Sequence[str], folds: Sequence[tuple[np.ndarray, np.ndarray]]
+    ) -> np.ndarray:
+        """(n, n_labels) out-of-fold probabilities: for each (train, held-out) index pair a fresh copy of this
+        specialist (same kind and `fold_options`) is fitted on the train items and predicts the held-out ones.
+        This specialist itself is left as it is."""
+        texts, labels = list(texts), list(labels)
+        probs = np.zeros((len(texts), self.n_labels))
+        for train, held_out in folds:
+            copy = create_specialist(self.kind, self.task, allow_remote_code=self.allow_remote_code, **self.fold_options())
+            copy.fit([texts[i] for i in train], [labels[i] for i in train])
+            probs[held_out] = copy.predict_proba([texts[i] for i in held_out])
+        return probs
+
+    def fold_options(self) -> dict[str, Any]:
+        """Options for the per-fold copies in `cross_val_proba`; kinds that tuned a hyperparameter on the whole
+        seed fix it here so each fold is not tuned again."""
+        return dict(self.options)
+
     def predict_with_details(self, texts: Sequence[str]) -> tuple[np.ndarray, list[dict]]:
         """`predict_proba` plus one dict per item for the item's provenance (LLM specialists: their answer, or why
         they abstained); empty dicts by default."""

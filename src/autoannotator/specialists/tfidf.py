@@ -5,22 +5,26 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from autoannotator.errors import AnnotatorError
 from autoannotator.specialists.base import Specialist, register
-from autoannotator.specialists.linear_head import fit_head, head_proba, load_head, save_head
+from autoannotator.specialists.linear_head import chosen_C, fit_head, head_proba, load_head, save_head
 from autoannotator.task import Task
 
 
 @register("tfidf")
 class TfidfSpecialist(Specialist):
-    """Word 1-2-gram TF-IDF (sublinear tf) and a balanced logistic regression."""
+    """Word 1-2-gram TF-IDF (sublinear tf) and a logistic regression (C cross-validated on the seed unless given;
+    `class_weight: balanced` optional)."""
 
-    def __init__(self, task: Task, *, C: float = 4.0, max_features: int = 100_000, seed: int = 0) -> None:
-        super().__init__(task, C=C, max_features=max_features, seed=seed)
+    def __init__(
+        self, task: Task, *, C: float | None = None, class_weight: Literal["balanced"] | None = None, max_features: int = 100_000, seed: int = 0
+    ) -> None:
+        super().__init__(task, C=C, class_weight=class_weight, max_features=max_features, seed=seed)
         self.vectorizer = self._new_vectorizer(max_features)
         self.head = None
 
@@ -31,8 +35,11 @@ class TfidfSpecialist(Specialist):
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> TfidfSpecialist:
         targets = self.label_indices(labels)
         features = self.vectorizer.fit_transform(list(texts))
-        self.head = fit_head(features, targets, C=self.options["C"], seed=self.options["seed"])
+        self.head = fit_head(features, targets, C=self.options["C"], seed=self.options["seed"], class_weight=self.options["class_weight"])
         return self
+
+    def fold_options(self) -> dict:
+        return self.options | ({"C": chosen_C(self.head)} if self.head is not None else {})
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         if self.head is None:

@@ -7,6 +7,8 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from autoannotator.store.database import Database, all_agreed, mean_confidence, now
 
 REVIEWED = "state = 'done' AND label_source IN ('gold', 'llm', 'human') AND seed = 0"
@@ -84,6 +86,10 @@ class ItemTable:
 
     def items(self) -> list[ItemRecord]:
         return [record_from_row(r) for r in self.db.conn.execute("SELECT * FROM items ORDER BY row")]
+
+    def uncertainties(self) -> np.ndarray:
+        """(n_scored,) the consensus U of every item the specialists scored, in row order."""
+        return np.array([r[0] for r in self.db.conn.execute("SELECT uncertainty FROM items WHERE uncertainty IS NOT NULL ORDER BY row")], dtype=float)
 
     def count_by_state(self) -> dict[str, int]:
         return {r["state"]: r["n"] for r in self.db.conn.execute("SELECT state, COUNT(*) AS n FROM items GROUP BY state")}

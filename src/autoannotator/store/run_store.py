@@ -104,6 +104,7 @@ class RunStore:
     pending_review = _forward("records", ItemTable.pending_review)
     item = _forward("records", ItemTable.item)
     items = _forward("records", ItemTable.items)
+    uncertainties = _forward("records", ItemTable.uncertainties)
     count_by_state = _forward("records", ItemTable.count_by_state)
     count_labeled = _forward("records", ItemTable.count_labeled)
     count_by_source = _forward("records", ItemTable.count_by_source)
