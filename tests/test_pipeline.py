@@ -100,7 +100,7 @@ def test_saved_specialists_are_reused_on_resume(task: Task, small_tweets, seed_f
 def test_probability_rule_with_budget(task: Task, small_tweets, seed_frame, tmp_path: Path) -> None:
     annotator = Annotator(task, specialists=FAST, reviewer="gold:gold_label", rule="margin", budget=0.25, run_dir=tmp_path / "r")
     result = annotator.annotate(small_tweets, seed=seed_frame)
-    assert result.summary.counts["gold"] == 50  # 25% of each chunk (one chunk of 200)
+    assert result.summary.counts["gold"] == 50  # 25% of the whole run (200 items)
 
 
 @pytest.mark.parametrize(

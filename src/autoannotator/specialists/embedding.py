@@ -19,8 +19,9 @@ from autoannotator.task import Task
 
 @register("embedding")
 class EmbeddingSpecialist(Specialist):
-    """Frozen sentence embeddings (default: the packaged all-MiniLM-L6-v2) and a logistic regression whose C is
-    cross-validated on the seed (`C: null`, default) or fixed; `class_weight: balanced` trades accuracy for macro recall."""
+    """Frozen sentence embeddings (default: the packaged all-MiniLM-L6-v2) and a logistic regression: C = 1 by default
+    (plain logistic regression; measured above the cross-validated choice, benchmarks/results/specialist_heads.md),
+    `C: null` cross-validates it on the seed; `class_weight: balanced` trades accuracy for macro recall."""
 
     def __init__(
         self,
@@ -28,7 +29,7 @@ class EmbeddingSpecialist(Specialist):
         *,
         encoder: str | None = None,
         batch_size: int = 64,
-        C: float | None = None,
+        C: float | None = 1.0,
         class_weight: Literal["balanced"] | None = None,
         device: str | None = None,
         seed: int = 0,
