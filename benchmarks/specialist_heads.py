@@ -10,17 +10,18 @@ heads with C cross-validated on the seed (`C: null`). Writes benchmarks/results/
 
 from __future__ import annotations
 
+import stdlib_first  # noqa: F401  (first: keeps benchmarks/math.py from shadowing the standard library)
+
 import argparse
 import time
 
-import numpy as np
+from common import RESULTS, git_commit, load_split, machine
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
 from autoannotator import Task
 from autoannotator.specialists import create_specialist
 from autoannotator.specialists.linear_head import chosen_C
-from benchmarks.common import RESULTS, git_commit, load_split, machine
 
 
 def main() -> None:
