@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -269,28 +269,6 @@ def accuracy_curve(probs: np.ndarray, gold: np.ndarray, *, rule: Rule, epsilon: 
                        "consensus_accuracy": float((result.labels == gold).mean()), "configured": configured})  # fmt: skip
     return points
 
-
-
-def out_of_fold_probs(specs: Sequence[Any], ready: dict[str, Any], make: Callable[[Any], Any], task: Task, texts: list[str],
-                      labels: list[str], *, folds: int, random_state: int = 0) -> np.ndarray:  # fmt: skip
-    """(k, n, n_labels) probabilities of each specialist on the seed, each item predicted by a copy trained
-    without it (stratified `folds`-fold cross-fitting). `make(spec)` builds an untrained specialist; ready-made
-    and untrainable specialists predict as they are. Costs `folds` trainings of each trainable specialist."""
-    from sklearn.model_selection import StratifiedKFold
-
-    y = np.array([task.label_names.index(label) for label in labels])
-    splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state).split(np.zeros(len(y)), y))
-    out = np.zeros((len(specs), len(texts), len(task.label_names)))
-    for s, spec in enumerate(specs):
-        first = ready.get(spec.display_name) or make(spec)
-        if spec.display_name in ready or not first.trainable:
-            out[s] = first.predict_proba(texts)
-            continue
-        for fold, (train, held) in enumerate(splits):
-            model = first if fold == 0 else make(spec)
-            model.fit([texts[i] for i in train], [labels[i] for i in train])
-            out[s, held] = model.predict_proba([texts[i] for i in held])
-    return out
 
 
 def actual_figures(store: RunStore) -> dict[str, float]:

@@ -18,7 +18,7 @@ import pandas as pd
 from autoannotator.budget import budget_route
 from autoannotator.consensus import RULES, Rule
 from autoannotator.errors import AnnotatorError
-from autoannotator.estimate import Estimate, accuracy_curve, out_of_fold_probs, predict, reviewer_costs
+from autoannotator.estimate import Estimate, accuracy_curve, predict, reviewer_costs
 from autoannotator.executors import Executor, create_executor
 from autoannotator.io import read_table, rename_columns, write_table
 from autoannotator.items import InputItems, items_from_frame, labeled_seed, seed_rationales
@@ -305,9 +305,8 @@ class Annotator:
             curve = None
             if seed_data is not None and curve_folds > 1 and self.mode != "llm-only":  # (no curve for the learned rule yet)
                 texts, labels = seed_data
-                probs = out_of_fold_probs(self.specs, self.ready, self._new_specialist, self.task, texts, labels, folds=curve_folds,
-                                          random_state=self.random_seed)
-                gold = np.array([self.task.label_names.index(y) for y in labels])
+                probs, gold = cross_fitted_probs(self.specialists, self._trained_on_seed(), texts, labels, seed=self.random_seed,
+                                                 n_folds=curve_folds)
                 curve = accuracy_curve(probs, gold, rule=self.rule, epsilon=self.epsilon, budget=self.budget) if self.rule != "learned" else None
             costs = reviewer_costs(self.reviewer, self.task, [items.texts[r] for r in hard_rows], store, seconds_per_review)
             copies = Counter(items.texts[r] for r in population)  # identical texts are asked once
@@ -397,12 +396,15 @@ class Annotator:
         else:
             self._fit_aggregator(store, seed_data, AGGREGATOR_DIR, seconds)
 
+    def _trained_on_seed(self) -> set[str]:
+        """Names of the pool's specialists that the seed trains (not ready-made instances, not untrainable kinds)."""
+        return {spec.display_name for spec in self.specs if spec.display_name not in self.ready and self.specialists[spec.display_name].trainable}
+
     def _fit_aggregator(self, store: RunStore, data: tuple[list[str], list[str]], relative: str, seconds: dict[str, float]) -> None:
         """Cross-fit the pool on `data` (texts, labels), fit the aggregator, save it in RUN/`relative` and make it
         the run's active one (store meta 'aggregator', read by resumed runs; Ray actors get its folder)."""
         t0 = time.perf_counter()
-        trained = {spec.display_name for spec in self.specs if spec.display_name not in self.ready and self.specialists[spec.display_name].trainable}
-        probs, targets = cross_fitted_probs(self.specialists, trained, *data, seed=self.random_seed)
+        probs, targets = cross_fitted_probs(self.specialists, self._trained_on_seed(), *data, seed=self.random_seed)
         fit_aggregator(probs, targets, list(self.specialists), seed=self.random_seed).save(self.run_dir / relative)
         with store.transaction():
             store.set_meta("aggregator", relative)

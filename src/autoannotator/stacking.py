@@ -106,13 +106,14 @@ class Aggregator:
 
 
 def out_of_fold_probs(
-    specialists: Mapping[str, Specialist], trained_on_seed: set[str], texts: Sequence[str], labels: Sequence[str], seed: int
+    specialists: Mapping[str, Specialist], trained_on_seed: set[str], texts: Sequence[str], labels: Sequence[str], seed: int,
+    n_folds: int = FOLDS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(k, n, n_labels) seed predictions: cross-fitted for the specialists in `trained_on_seed`, direct for the
-    others; and the (n,) seed label indices."""
+    """(k, n, n_labels) seed predictions: cross-fitted over `n_folds` seeded folds for the specialists in
+    `trained_on_seed` (each fold costs one training of each), direct for the others; and the (n,) seed label indices."""
     first = next(iter(specialists.values()))
     targets = first.label_indices(labels)
-    folds = seed_folds(targets, seed)
+    folds = seed_folds(targets, seed, n_folds)
     probs = [
         s.cross_val_proba(texts, labels, folds) if name in trained_on_seed else s.predict_proba(list(texts))
         for name, s in specialists.items()
