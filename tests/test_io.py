@@ -86,3 +86,15 @@ def test_seed_labels_given_as_numbers(tmp_path: Path) -> None:
     frame.to_parquet(tmp_path / "seed.parquet")
     with pytest.raises(AnnotatorError, match=r"labels \[''\]"):  # the missing label is named, the 1.0 is not
         labeled_seed(read_table(tmp_path / "seed.parquet"), binary, label_column="label")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_written_tables_get_the_usual_file_mode_not_a_private_one(tmp_path: Path, suffix: str) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = write_table(pd.DataFrame({"text": ["a"]}), tmp_path / f"out{suffix}")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644  # mkstemp alone leaves 0600

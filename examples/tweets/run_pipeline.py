@@ -24,6 +24,7 @@ annotator = Annotator(
     chunk_size=512,
     seed_label_column='label',
     refine=None,
+    random_seed=None,
 )
 result = annotator.annotate(input_path, seed=PIPELINE_DIR / 'seed.csv', output=output_path)
 print(result.summary.counts)

@@ -127,6 +127,13 @@ def warn_merged_rows(frame: pd.DataFrame, path: Path) -> None:
                 return
 
 
+def current_umask() -> int:
+    """The process's file-creation mask (read by setting it and restoring it at once)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write atomically: a temporary file in the same folder, then rename over the target. Every text
     round-trips through `read_table` exactly (a datasets folder keeps the features it was read with, see
@@ -148,6 +155,7 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
                 out.writelines(json.dumps(record, ensure_ascii=False, default=str) + "\n" for record in records)
         else:
             frame.to_parquet(tmp_name, index=False)
+        os.chmod(tmp_name, 0o666 & ~current_umask())  # mkstemp makes the file private (0600); a written table is not
         os.replace(tmp_name, path)
     finally:
         if os.path.exists(tmp_name):

@@ -114,6 +114,18 @@ def as_specs(specialists: Sequence[SpecialistLike]) -> list[SpecialistSpec]:
     return specs
 
 
+def declared(choice: SpecialistLike, task: Task) -> SpecialistLike:
+    """A kind or name given by itself (`--specialists tfidf,lexicon`) takes the task file's entry of that name, or
+    its only entry of that kind, with its options (a lexicon's label_map, say); else it stands for the bare kind."""
+    if not isinstance(choice, str):
+        return choice
+    same_name = [s for s in task.specialists if s.display_name == choice]
+    same_kind = [s for s in task.specialists if s.kind == choice]
+    if same_name:
+        return same_name[0]
+    return same_kind[0] if len(same_kind) == 1 else choice
+
+
 class Annotator:
     """Labels a table with a specialist pool, routes hard items to a reviewer and keeps it all in a run store.
 
@@ -166,7 +178,7 @@ class Annotator:
             self.specs = [as_spec(s).model_copy(update={"name": name}) for name, s in named]
             as_specs(self.specs)  # uniqueness and kinds
         else:
-            chosen = [] if mode == "llm-only" else list(specialists or task.specialists or DEFAULT_SPECIALISTS)
+            chosen = [] if mode == "llm-only" else [declared(s, task) for s in specialists or task.specialists or DEFAULT_SPECIALISTS]
             self.specs = as_specs(chosen) if chosen else []
         if mode == "llm-only":
             chosen, self.specs = [], []
@@ -177,7 +189,10 @@ class Annotator:
                 self.ready[name].allow_remote_code = self.ready[name].allow_remote_code or allow_remote_code
                 check_remote_code(self.ready[name], name)
             else:
-                create_specialist(spec.kind, task, allow_remote_code=allow_remote_code, **spec.options)
+                try:
+                    create_specialist(spec.kind, task, allow_remote_code=allow_remote_code, **spec.options)
+                except AnnotatorError as exc:
+                    raise AnnotatorError(f"specialist '{name}' ({spec.kind}): {exc}") from None
         if isinstance(reviewer, Reviewer) or reviewer is None:
             self.reviewer = reviewer
         else:

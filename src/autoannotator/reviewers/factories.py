@@ -34,7 +34,9 @@ def llm(task: Task, argument: str | None, options: dict[str, Any]) -> Reviewer:
 
         unsupported = set(options) - {"model", "shots"}
         if unsupported:
-            raise AnnotatorError(f"the embedded LLM takes no {sorted(unsupported)} (those are for --llm-base-url servers)")
+            raise AnnotatorError(f"the embedded LLM takes no {sorted(unsupported)}: those options (flags --max-cost, --max-llm-calls, "
+                                 "--llm-samples and the server's --llm-* settings) are for --llm-base-url servers; the embedded "
+                                 "model runs in-process and costs nothing")
         return LocalLLMReviewer(task, **options)
     from autoannotator.reviewers.llm import LLMReviewer, LLMSettings
 
