@@ -19,6 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
+	@echo "compiling llama-cpp-python (the embedded LLM): several minutes on 2 cores, quiet while it builds"
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet --no-cache-dir "llama-cpp-python[server]>=0.3.8"
 	$(PY) -m pip install --quiet -e ".[test,llm,bench,ray]"
 	touch $@

@@ -32,3 +32,13 @@ def test_a_name_picks_its_entry_and_an_ambiguous_kind_stays_bare(tmp_path: Path)
 def test_a_specialist_whose_labels_do_not_map_is_named_in_the_error(tmp_path: Path) -> None:
     with pytest.raises(AnnotatorError, match=r"specialist 'lexicon' \(lexicon\): model labels \['neutral'\] match no task label"):
         Annotator(Task.model_validate(BINARY), specialists=["tfidf", "lexicon"], run_dir=tmp_path / "r")
+
+
+def test_a_missing_gold_column_is_refused_before_anything_trains(tmp_path: Path, tweets_frame, seed_frame) -> None:
+    from autoannotator.store import STORE_FILE
+
+    task = Task.model_validate({"name": "t", "labels": [{"name": "negative"}, {"name": "neutral"}, {"name": "positive"}]})
+    annotator = Annotator(task, specialists=["tfidf"], reviewer="gold:input_label", run_dir=tmp_path / "r")
+    with pytest.raises(AnnotatorError, match=r"gold column 'input_label' is not in the input"):
+        annotator.annotate(tweets_frame.iloc[:20], seed=seed_frame)
+    assert not (tmp_path / "r" / "specialists").exists() and not (tmp_path / "r" / STORE_FILE).exists()

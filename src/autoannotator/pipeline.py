@@ -365,6 +365,10 @@ class Annotator:
         run) and start a session."""
         frame = data if isinstance(data, pd.DataFrame) else read_table(data, split=split)
         items = items_from_frame(frame, self.task, source="input" if isinstance(data, pd.DataFrame) else str(data))
+        for reviewer in (self.reviewer, self.seed_reviewer):  # before any training: a missing gold column is a typo
+            if isinstance(reviewer, GoldReviewer) and reviewer.column not in frame.columns:
+                raise AnnotatorError(f"gold column '{reviewer.column}' is not in the input (columns: {list(frame.columns)}); "
+                                     "name the input's own column (an output renames a clashing 'label' to 'input_label')")
         if seed is not None and self.seed_reviewer is not None:
             raise AnnotatorError("give either a seed file (--seed) or --seed-label, not both")
         seed_data = self._read_seed(seed)
