@@ -7,6 +7,10 @@ It labels a tweet by keywords, and the text itself scripts the faults:
   [outside]        always answers a label outside the set;  [outside-once]  only the first time
   "answer with: X" obeys the text (an injection that works), answering X
   [number]         a numeric label X is answered as a JSON number ({"label": 1}), not a string
+  [bad-retry-after-once]  the first request gets a 429 whose Retry-After reads `soon`
+  [usage=NAME]     the answer's `usage` is the malformed one named in BAD_USAGE (the server still bills, and logs, its own count)
+  [huge-answer]    the answer is 300,000 words, whatever max_tokens says
+`bad_usage=NAME` (serve) sends that malformed usage with every answer.
 Every successful (paid) response is appended to --log as one JSON line with its request hash.
 
     python -m tests.fault_server --port 8123 --log answered.jsonl [--delay 0.05] [--die-after N]
@@ -35,6 +39,12 @@ REFUSALS = {
     413: "Request entity too large.",
     422: "The request was flagged by the content filter.",
 }
+BAD_USAGE: dict[str, object] = {
+    "text": {"prompt_tokens": "abc", "completion_tokens": 5}, "list": [1, 2], "string": "x", "null": None,
+    "missing": "(no usage key)", "float": {"prompt_tokens": 1.5e308, "completion_tokens": 5},
+    "negative": {"prompt_tokens": -1_000_000, "completion_tokens": 5}, "zero": {"prompt_tokens": 0, "completion_tokens": 0},
+    "absurd": {"prompt_tokens": 10**15, "completion_tokens": 10**15},
+}  # fmt: skip
 
 
 def item_text(messages: list[dict]) -> str:
@@ -58,8 +68,10 @@ def keyword_label(text: str) -> str:
 
 
 class FaultState:
-    def __init__(self, log: Path, delay: float, die_after: int | None, timeout_sleep: float, usage: str = "chars") -> None:
+    def __init__(self, log: Path, delay: float, die_after: int | None, timeout_sleep: float, usage: str = "chars",
+                 bad_usage: str | None = None) -> None:  # fmt: skip
         self.log, self.delay, self.die_after, self.timeout_sleep = log, delay, die_after, timeout_sleep
+        self.bad_usage = bad_usage
         self.seen: Counter[str] = Counter()
         self.answered = 0
         self.in_flight = self.max_in_flight = 0  # requests being answered at once (now, at most so far)
@@ -117,6 +129,8 @@ def make_handler(state: FaultState) -> type[BaseHTTPRequestHandler]:
             if "[timeout-once]" in text and attempt == 1:
                 time.sleep(state.timeout_sleep)
                 return self._send(200, b"{}")
+            if "[bad-retry-after-once]" in text and attempt == 1:
+                return self._send(429, b'{"error": {"message": "rate limited"}}', {"Retry-After": "soon"})
             if "[429-once]" in text and attempt == 1:
                 return self._send(429, b'{"error": {"message": "rate limited"}}', {"Retry-After": "1"})
             if "[500-twice]" in text and attempt <= 2:
@@ -137,6 +151,8 @@ def make_handler(state: FaultState) -> type[BaseHTTPRequestHandler]:
             structured = "response_format" in request
             number = label.isdigit() and "[number]" in text  # a JSON number, as a model may answer for labels 0/1
             content = json.dumps({"label": int(label) if number else label}) if structured else label
+            if "[huge-answer]" in text:
+                content = f"{label} " * 300_000
             pieces = ['{"label": "', label, '"}'] if structured else [label]
             alternatives = [{"token": label, "logprob": -0.1}, {"token": "neutral" if label != "neutral" else "negative", "logprob": -2.5}]
             logprobs = {"content": [{"token": p, "logprob": -0.1 if p == label else 0.0, "bytes": None,
@@ -149,6 +165,12 @@ def make_handler(state: FaultState) -> type[BaseHTTPRequestHandler]:
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                           "total_tokens": prompt_tokens + completion_tokens},
             }  # fmt: skip
+            bad = re.search(r"\[usage=(\w+)\]", text)
+            bad_usage = bad.group(1) if bad else state.bad_usage
+            if bad_usage == "missing":
+                del body["usage"]
+            elif bad_usage is not None:
+                body["usage"] = BAD_USAGE[bad_usage]
             with state.lock:
                 state.answered += 1
                 with state.log.open("a", encoding="utf-8") as log:
@@ -164,11 +186,13 @@ def make_handler(state: FaultState) -> type[BaseHTTPRequestHandler]:
 
 
 def serve(
-    port: int, log: Path, *, delay: float = 0.0, die_after: int | None = None, timeout_sleep: float = 3.0, usage: str = "chars"
+    port: int, log: Path, *, delay: float = 0.0, die_after: int | None = None, timeout_sleep: float = 3.0, usage: str = "chars",
+    bad_usage: str | None = None,
 ) -> ThreadingHTTPServer:
     """A started server (in a daemon thread; its FaultState as .state); call .shutdown() to stop it. `usage`: how it bills tokens
-    ('chars': a quarter of the request's JSON, 5 per answer; 'cl100k': OpenAI's count with tiktoken)."""
-    state = FaultState(log, delay, die_after, timeout_sleep, usage)
+    ('chars': a quarter of the request's JSON, 5 per answer; 'cl100k': OpenAI's count with tiktoken); `bad_usage`: a
+    BAD_USAGE name sent as every answer's `usage` (the log keeps what the server billed)."""
+    state = FaultState(log, delay, die_after, timeout_sleep, usage, bad_usage)
     server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(state))
     server.state = state  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()

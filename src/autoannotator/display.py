@@ -83,7 +83,8 @@ def show_evaluation(console: Console, evaluation: Evaluation) -> None:
 
 def show_llm_usage(console: Console, usage: dict[str, dict[str, float]]) -> None:
     """Calls (paid), cache hits, failed attempts, tokens, $ ("unknown" where the price table lacks the model) and
-    seconds per model, over the whole run."""
+    seconds per model, over the whole run; then, where any, the calls with estimated usage and the requests lost
+    in flight (both in the tokens and $ at their worst case)."""
     table = Table(title="LLM usage (all sessions of this run)", title_justify="left")
     for column in ("model", "calls", "cache hits", "failed", "prompt tok", "completion tok", "$", "seconds"):
         table.add_column(column, justify="left" if column == "model" else "right")
@@ -93,6 +94,10 @@ def show_llm_usage(console: Console, usage: dict[str, dict[str, float]]) -> None
             f"{int(u['completion_tokens']):,}", "unknown" if u["cost_usd"] is None else f"{u['cost_usd']:.6f}", f"{u['seconds']:.1f}",
         )  # fmt: skip
     console.print(table)
+    for model, u in usage.items():
+        if u.get("estimated") or u.get("lost"):
+            console.print(f"{model}: estimated usage: {int(u['estimated'])} calls (no plausible usage in the answer), lost in flight: "
+                          f"{int(u['lost'])} requests (sent, never answered); each counted at its worst case")  # fmt: skip
 
 
 def _accuracy(value: float | None) -> str:

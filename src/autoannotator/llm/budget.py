@@ -7,7 +7,9 @@ ledger, every session) plus every reservation still in flight plus this one stay
 the cap closes and no further request is sent in this session (cache hits are still served: they are free).
 An answered request's reservation becomes its billed cost; a request the server refused with a status
 (not billed) frees it; a request that timed out or lost its connection keeps it, since the server may have
-billed it.
+billed it. Every request is written to the run store's ledger at its worst case before it is sent
+(`in_flight`), so a request that ended without an answer, or that a killed session left in flight, counts at
+its worst case (and as a call) in every later session too.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ class BudgetExhausted(Exception):
 
 @dataclass
 class Reservation:
-    cost_usd: float
+    """A request's worst case: prompt tokens bounded from above, `max_tokens`, and their USD (None: price unknown)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None
 
 
 class Budget:
@@ -52,16 +58,23 @@ class Budget:
     def active(self) -> bool:
         return self.max_cost_usd is not None or self.max_calls is not None
 
-    def worst_case_usd(self, messages: list[dict], params: dict[str, Any]) -> float:
+    def worst_case(self, messages: list[dict], params: dict[str, Any]) -> Reservation:
         """The most this request can be billed: prompt tokens bounded from above, and its `max_tokens`."""
         prompt = self.counter.messages(messages, extra=schema_text(params), worst_case=True)
-        return self.prices.cost(self.model, prompt, int(params.get("max_tokens") or 0))
+        completion = int(params.get("max_tokens") or 0)
+        return Reservation(prompt, completion, self.prices.cost(self.model, prompt, completion))
+
+    def worst_case_usd(self, messages: list[dict], params: dict[str, Any]) -> float | None:
+        """The worst case in USD (None: the model's price is unknown)."""
+        return self.worst_case(messages, params).cost_usd
 
     def reserve(self, messages: list[dict], params: dict[str, Any]) -> Reservation:
-        """Reserve the request's worst case, or raise BudgetExhausted (and stay closed) if it could pass a cap."""
+        """Reserve the request's worst case (returned: the ledger keeps it too), or raise BudgetExhausted (and
+        stay closed) if it could pass a cap."""
+        reservation = self.worst_case(messages, params)
         if not self.active:
-            return Reservation(0.0)
-        worst = self.worst_case_usd(messages, params) if self.max_cost_usd is not None else 0.0
+            return reservation
+        worst = reservation.cost_usd or 0.0
         over_calls = self.max_calls is not None and self.calls + self.in_flight + 1 > self.max_calls
         over_cost = self.max_cost_usd is not None and self.spent_usd + self.reserved_usd + worst > self.max_cost_usd
         if self.closed or over_calls or over_cost:
@@ -69,14 +82,14 @@ class Budget:
             raise BudgetExhausted(self.describe())
         self.reserved_usd += worst
         self.in_flight += 1
-        return Reservation(worst)
+        return reservation
 
     def settle(self, reservation: Reservation, cost_usd: float | None = None) -> None:
         """The request ended and may have been billed: `cost_usd` as billed, or (None: unknown) its reservation."""
         if not self.active:
             return
         self._free(reservation)
-        self.spent_usd += reservation.cost_usd if cost_usd is None else cost_usd
+        self.spent_usd += (reservation.cost_usd or 0.0) if cost_usd is None else cost_usd
         self.calls += 1
 
     def release(self, reservation: Reservation) -> None:
@@ -85,7 +98,7 @@ class Budget:
             self._free(reservation)
 
     def _free(self, reservation: Reservation) -> None:
-        self.reserved_usd -= reservation.cost_usd
+        self.reserved_usd -= reservation.cost_usd or 0.0
         self.in_flight -= 1
 
     def describe(self) -> str:

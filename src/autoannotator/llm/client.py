@@ -10,6 +10,7 @@ import asyncio
 import email.utils
 import hashlib
 import json
+import math
 import os
 import random
 import time
@@ -19,7 +20,7 @@ import openai
 from pydantic import BaseModel, ConfigDict, Field
 
 from autoannotator.errors import AnnotatorError
-from autoannotator.llm.budget import Budget
+from autoannotator.llm.budget import Budget, Reservation
 from autoannotator.llm.prices import PriceTable
 from autoannotator.store import RunStore
 
@@ -71,24 +72,64 @@ def request_key(base_url: str, model: str, messages: list[dict], params: dict[st
 
 
 def retry_after_seconds(exc: Exception) -> float | None:
-    """The server's Retry-After (seconds, milliseconds or an HTTP date), if it sent one."""
+    """The server's Retry-After (seconds, milliseconds or an HTTP date), if it sent one that reads as a finite
+    time; None for none or a malformed one (`soon`, `nan`, a broken date): the caller backs off as usual."""
     response = getattr(exc, "response", None)
     if response is None:
         return None
     headers = response.headers
-    if "retry-after-ms" in headers:
-        try:
-            return float(headers["retry-after-ms"]) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
+    told = _seconds(headers.get("retry-after-ms"), 1000)
+    return told if told is not None else _seconds(headers.get("retry-after"), 1)
+
+
+def _seconds(value: str | None, per_second: float) -> float | None:
+    """A header value as seconds (a number of 1/`per_second` seconds, or an HTTP date), None when unreadable."""
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value) / per_second
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        if per_second != 1:
+            return None
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+USAGE_SLACK = 10  # a usage more than this many times the request's worst case is not plausible
+ANSWER_CHARS_PER_TOKEN = 16  # an answer longer than this many characters per max_tokens is malformed (no token is that long)
+
+
+def plausible_usage(response: dict, worst: Reservation) -> tuple[int, int] | None:
+    """(prompt, completion) tokens from the response's `usage` when they are plausible for a request whose worst
+    case is `worst`: integers, at least one prompt token, none negative, neither above `USAGE_SLACK` times the
+    worst case. None otherwise (missing, null, strings, lists, floats, absurd sizes): the caller counts the worst case."""
+    usage = response.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in (prompt, completion)):
+        return None
+    limit_prompt = USAGE_SLACK * max(worst.prompt_tokens, 1)
+    limit_completion = USAGE_SLACK * worst.completion_tokens if worst.completion_tokens else None
+    if not 0 < prompt <= limit_prompt or completion < 0 or (limit_completion is not None and completion > limit_completion):
+        return None
+    return prompt, completion
+
+
+def check_answer(response: dict, max_tokens: int | None) -> None:
+    """Raise ValueError for a response without choices, or with an answer longer than `ANSWER_CHARS_PER_TOKEN`
+    characters per token of `max_tokens` (a server that ignores the limit): neither is read or kept."""
+    choices = response.get("choices")
+    if not choices or not isinstance(choices, list):
+        raise ValueError("response has no choices")
+    limit = ANSWER_CHARS_PER_TOKEN * max_tokens if max_tokens else None
+    for choice in choices:
+        content = ((choice or {}).get("message") or {}).get("content") or ""
+        if limit is not None and len(content) > limit:
+            raise ValueError(f"answer of {len(content)} characters, more than {limit} for max_tokens {max_tokens}")
 
 
 class ChatClient:
@@ -158,46 +199,50 @@ class ChatClient:
         return await request, False
 
     async def _send(self, key: str, messages: list[dict], params: dict[str, Any]) -> dict:
-        """One request with its retries; every attempt goes in the ledger, a paid answer in the cache too."""
+        """One request with its retries. Each attempt is written to the ledger at its worst case before it is
+        sent (`in_flight`), then ends `paid` (the answer cached in the same transaction), `failed` (refused with
+        an error status, not billed) or `lost` (timed out, cut off, unreadable: it may have been billed)."""
         model = self.settings.model
         last_error: Exception | None = None
         for attempt in range(self.settings.max_retries + 1):
             async with self._slots:
                 await self._wait_for_rate_limit()
                 reservation = self.budget.reserve(messages, params)
+                call = self.store.reserve_llm_call(key=key, model=self.account, prompt_tokens=reservation.prompt_tokens,
+                                                   completion_tokens=reservation.completion_tokens, cost_usd=reservation.cost_usd)  # fmt: skip
                 started = time.perf_counter()
                 try:
                     completion = await self._client.chat.completions.create(model=model, messages=messages, **params)
                     response = completion.model_dump(mode="json")
-                    if not response.get("choices"):
-                        raise ValueError("response has no choices")
+                    check_answer(response, params.get("max_tokens"))
                 except openai.APIStatusError as exc:
                     self.budget.release(reservation)  # the server answered with an error status: not billed
+                    self.store.finish_llm_call(call, status="failed", latency_s=time.perf_counter() - started, error=_short(exc))
                     if not isinstance(exc, RETRYABLE) and exc.status_code not in (408, 409):
-                        self.store.record_llm_call(
-                            key=key, model=self.account, status="failed", latency_s=time.perf_counter() - started, error=_short(exc)
-                        )
                         raise RequestRefused(exc.status_code, server_reason(exc)) from None
                     last_error = exc
-                except (*RETRYABLE, ValueError, json.JSONDecodeError, openai.APIResponseValidationError) as exc:
+                except (*RETRYABLE, ValueError, TypeError, AttributeError, json.JSONDecodeError, openai.APIResponseValidationError) as exc:
                     self.budget.settle(reservation)  # timed out, cut off or unreadable: it may have been billed
+                    self.store.finish_llm_call(call, status="lost", latency_s=time.perf_counter() - started, error=_short(exc))
                     last_error = exc
                 else:
-                    usage = response.get("usage") or {}
-                    prompt_tokens, completion_tokens = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
-                    cost = self.prices.cost(model, prompt_tokens, completion_tokens)
-                    self.budget.settle(reservation, cost)
-                    self.store.record_llm_call(
-                        key=key, model=self.account, status="paid", response=response, prompt_tokens=prompt_tokens,
-                        completion_tokens=completion_tokens, latency_s=time.perf_counter() - started, cost_usd=cost,
-                    )  # fmt: skip
-                    return response
-                self.store.record_llm_call(
-                    key=key, model=self.account, status="failed", latency_s=time.perf_counter() - started, error=_short(last_error)
-                )
+                    return self._paid(call, response, reservation, time.perf_counter() - started)
             if attempt < self.settings.max_retries:
                 await asyncio.sleep(self._backoff(attempt, last_error))
         raise CallFailed(_short(last_error))
+
+    def _paid(self, call: int, response: dict, reservation: Reservation, latency_s: float) -> dict:
+        """Settle and keep an answer: the server's usage when plausible, else the request's worst case (estimated)."""
+        usage = plausible_usage(response, reservation)
+        if usage is None:
+            prompt_tokens, completion_tokens, cost = reservation.prompt_tokens, reservation.completion_tokens, reservation.cost_usd
+        else:
+            prompt_tokens, completion_tokens = usage
+            cost = self.prices.cost(self.settings.model, prompt_tokens, completion_tokens)
+        self.budget.settle(reservation, cost)
+        self.store.finish_llm_call(call, status="paid", response=response, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                                   cost_usd=cost, estimated=usage is None, latency_s=latency_s)  # fmt: skip
+        return response
 
 
 def server_reason(exc: openai.APIStatusError) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from autoannotator.llm.budget import BudgetExhausted
 from autoannotator.llm.client import ITEM_REFUSALS, CallFailed, RequestRefused
 
 
@@ -50,35 +51,43 @@ async def sample_answers(
 ) -> list[Sample]:  # fmt: skip
     """`samples` answers to `messages` (sample i sends `seed: i` when samples > 1, so each is its own cache entry).
 
-    An unparsed answer is re-asked with `correction` up to `answer_retries` times; a request that fails after
-    the client's retries is a sample with reason `retries_exhausted`, one the server refuses for its content
-    `http_400` (413, 422); any other refusal (401, 403, 404) is raised (RequestRefused): the caller stops."""
-    out = []
+    Every sample is asked once first; then each unparsed answer is re-asked with `correction` up to
+    `answer_retries` times. A request that fails after the client's retries is a sample with reason
+    `retries_exhausted`, one the server refuses for its content `http_400` (413, 422); any other refusal (401,
+    403, 404) is raised (RequestRefused): the caller stops. BudgetExhausted is raised only while a sample has no
+    answer yet: once every sample has answered, a cap that blocks a re-ask leaves that answer as it is."""
+    asked = []
     for i in range(samples):
         sample_params = params | {"seed": i} if samples > 1 else params
-        conversation, content, reason = messages, "", "no_answer"
-        for attempt in range(1, answer_retries + 2):
+        asked.append((sample_params, *await _ask(client, messages, sample_params, parse, logprobs, 1)))
+    out = []
+    for sample_params, sample, answered in asked:
+        conversation = messages
+        while answered and sample.label is None and correction is not None and sample.attempts <= answer_retries:
+            conversation = [*conversation, {"role": "assistant", "content": sample.content}, correction]
             try:
-                response, _ = await client.complete(conversation, sample_params)
-            except CallFailed as exc:
-                out.append(Sample(None, "retries_exhausted", None, str(exc)[:200], attempt))
+                sample, answered = await _ask(client, conversation, sample_params, parse, logprobs, sample.attempts + 1)
+            except BudgetExhausted:
                 break
-            except RequestRefused as exc:
-                if exc.status not in ITEM_REFUSALS:  # the client itself is refused (401, 403, 404): the caller stops
-                    raise
-                out.append(Sample(None, f"http_{exc.status}", None, exc.message[:200], attempt))
-                break
-            content = (response["choices"][0].get("message") or {}).get("content") or ""
-            label, reason = parse(content)
-            if label is not None:
-                probs = logprobs(response, label) if logprobs else None
-                out.append(Sample(label, None, probs, content, attempt))
-                break
-            if correction is None or attempt > answer_retries:
-                out.append(Sample(None, reason, None, content, attempt))
-                break
-            conversation = [*conversation, {"role": "assistant", "content": content}, correction]
+        out.append(sample)
     return out
+
+
+async def _ask(client: Completer, conversation: list[dict], params: dict[str, Any], parse: Parse, logprobs: Logprobs | None,
+               attempt: int) -> tuple[Sample, bool]:  # fmt: skip
+    """One ask: (the sample, whether the server answered it)."""
+    try:
+        response, _ = await client.complete(conversation, params)
+    except CallFailed as exc:
+        return Sample(None, "retries_exhausted", None, str(exc)[:200], attempt), False
+    except RequestRefused as exc:
+        if exc.status not in ITEM_REFUSALS:  # the client itself is refused (401, 403, 404): the caller stops
+            raise
+        return Sample(None, f"http_{exc.status}", None, exc.message[:200], attempt), False
+    content = (response["choices"][0].get("message") or {}).get("content") or ""
+    label, reason = parse(content)
+    probs = logprobs(response, label) if logprobs and label is not None else None
+    return Sample(label, reason, probs, content, attempt), True
 
 
 def reasoning_tail(content: str, lines: int = 3) -> str:

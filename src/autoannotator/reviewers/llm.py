@@ -121,6 +121,9 @@ class LLMReviewer(Reviewer):
             except CallFailed as exc:
                 return Answer(None, detail={"error": str(exc), "attempts": attempt}, reason="retries_exhausted")
             except BudgetExhausted as exc:
+                if attempt > 1:  # the answer came (outside the label set): it decides the item, not the cap
+                    return Answer(None, detail={"error": "answer outside the label set", "last_answer": (raw or "")[:200],
+                                                "attempts": attempt - 1, "budget": str(exc)}, reason="out_of_set")  # fmt: skip
                 return Answer(None, detail={"error": str(exc), "attempts": attempt}, reason="budget")
             except RequestRefused as exc:
                 return self._refused(item, exc, attempt)
@@ -160,12 +163,13 @@ class LLMReviewer(Reviewer):
                 raise
 
     def _budget(self) -> Budget:
-        """The run's cap, made once per run from what the ledger says was paid in earlier sessions."""
+        """The run's cap, made once per run from what the ledger says earlier sessions spent: paid calls, and
+        requests sent but never answered (lost, or left in flight by a killed session) at their worst case."""
         if self.budget is None:
             usage = self.store.llm_usage().values()
             self.budget = Budget(model=self.settings.model, prices=self.prices, max_cost_usd=self.settings.max_cost_usd,
                                  max_calls=self.settings.max_calls, spent_usd=sum(u["cost_usd"] or 0.0 for u in usage),
-                                 calls=int(sum(u["calls"] for u in usage)))  # fmt: skip
+                                 calls=int(sum(u["calls"] + u["lost"] for u in usage)))  # fmt: skip
         return self.budget
 
     def review(self, items: Sequence[ReviewItem]) -> list[Answer]:

@@ -15,7 +15,8 @@ from pathlib import Path
 from autoannotator.errors import AnnotatorError
 
 STORE_FILE = "run.sqlite"
-SCHEMA_VERSION = "5"  # 4: llm_calls.cost_usd may be NULL (unknown price); 5: items.unanimous, confidence, seed
+SCHEMA_VERSION = "6"  # 4: llm_calls.cost_usd may be NULL (unknown price); 5: items.unanimous, confidence, seed;
+# 6: llm_calls rows written before a request is sent (status in_flight, then paid/failed/lost) and llm_calls.estimated
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -64,14 +65,17 @@ CREATE TABLE IF NOT EXISTS llm_calls (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL,
     model TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('paid', 'cached', 'failed')),
+    -- in_flight: written before the request is sent, at its worst case. lost: sent, no answer (timed out, cut
+    -- off, unreadable), may have been billed, kept at its worst case. failed: refused with an error status, not billed
+    status TEXT NOT NULL CHECK (status IN ('paid', 'cached', 'failed', 'in_flight', 'lost')),
     prompt_tokens INTEGER NOT NULL DEFAULT 0,
     completion_tokens INTEGER NOT NULL DEFAULT 0,
     latency_s REAL NOT NULL DEFAULT 0,
     cost_usd REAL DEFAULT 0,  -- NULL: the model's price is unknown (not in the price table)
     error TEXT,
     session INTEGER,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    estimated INTEGER NOT NULL DEFAULT 0  -- 1: tokens and $ are the request's worst case, not the server's usage
 );
 CREATE TABLE IF NOT EXISTS specialists (
     name TEXT NOT NULL,
@@ -179,7 +183,7 @@ class Database:
         return self.get_meta("schema_version") or "3"  # version 3 wrote its version only along with a fingerprint
 
     def _check_schema(self) -> None:
-        """Create the schema in a new file, upgrade a store of version 3 or 4, refuse any other version with one line."""
+        """Create the schema in a new file, upgrade a store of version 3, 4 or 5, refuse any other version with one line."""
         if self._schema_version() == SCHEMA_VERSION:
             return
         with self.transaction() as conn:
@@ -187,27 +191,29 @@ class Database:
             if version is None:
                 for statement in statements(SCHEMA):
                     conn.execute(statement)
-            elif version in ("3", "4"):
-                if version == "3":
-                    self._upgrade_3_to_4()
-                self._upgrade_4_to_5()
+            elif version in ("3", "4", "5"):
+                if version != "5":
+                    self._upgrade_4_to_5()
+                self._rebuild_llm_calls()
             elif version != SCHEMA_VERSION:
                 raise AnnotatorError(
                     f"the run store {self.path} has schema version {version}, this AutoAnnotator reads version {SCHEMA_VERSION} "
-                    "(and upgrades versions 3 and 4): use the AutoAnnotator that wrote it, or another --run-dir"
+                    "(and upgrades versions 3 to 5): use the AutoAnnotator that wrote it, or another --run-dir"
                 )
             for statement in statements(INDEXES):
                 conn.execute(statement)
             self.set_meta("schema_version", SCHEMA_VERSION)
 
-    def _upgrade_3_to_4(self) -> None:
-        """Version 3 -> 4 inside the caller's transaction: `llm_calls.cost_usd` may be NULL (SQLite changes a
-        column's constraint only by rebuilding the table)."""
+    def _rebuild_llm_calls(self) -> None:
+        """Versions 3, 4, 5 -> 6 inside the caller's transaction: `llm_calls` as version 6 has it (4: `cost_usd`
+        may be NULL; 6: statuses `in_flight` and `lost`, column `estimated`). SQLite changes a column's
+        constraint only by rebuilding the table; the rows keep their values (`estimated` 0)."""
         create = next(s for s in statements(SCHEMA) if s.startswith("CREATE TABLE IF NOT EXISTS llm_calls "))
-        self.conn.execute(create.replace("llm_calls ", "llm_calls_4 ", 1))
-        self.conn.execute("INSERT INTO llm_calls_4 SELECT * FROM llm_calls")
+        columns = ", ".join(r["name"] for r in self.conn.execute("PRAGMA table_info(llm_calls)"))
+        self.conn.execute(create.replace("llm_calls ", "llm_calls_6 ", 1))
+        self.conn.execute(f"INSERT INTO llm_calls_6({columns}) SELECT {columns} FROM llm_calls")
         self.conn.execute("DROP TABLE llm_calls")
-        self.conn.execute("ALTER TABLE llm_calls_4 RENAME TO llm_calls")
+        self.conn.execute("ALTER TABLE llm_calls_6 RENAME TO llm_calls")
 
     def _upgrade_4_to_5(self) -> None:
         """Version 4 -> 5 inside the caller's transaction: new item columns, filled in from what version 4 kept."""

@@ -128,6 +128,8 @@ class RunStore:
 
     cache_get = _forward("llm", LLMLedger.cache_get)
     record_llm_call = _forward("llm", LLMLedger.record_llm_call)
+    reserve_llm_call = _forward("llm", LLMLedger.reserve_llm_call)
+    finish_llm_call = _forward("llm", LLMLedger.finish_llm_call)
     llm_usage = _forward("llm", LLMLedger.llm_usage)
     llm_latencies = _forward("llm", LLMLedger.llm_latencies)
 
