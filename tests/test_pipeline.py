@@ -45,9 +45,11 @@ def test_without_reviewer_hard_items_stay_unresolved_then_a_later_run_reviews_th
     hard = first.frame[first.frame.label_source == "unresolved"]
     assert len(hard) > 0 and hard["label"].isna().all()
     assert first.summary.n_labeled_now == len(small_tweets) - len(hard)  # unresolved items are not "labeled now"
+    assert (first.summary.n_resumed, first.summary.n_unlabeled) == (0, len(hard))
     assert hard["consensus_label"].notna().all()  # the votes are kept for the later review
     second = Annotator(task, specialists=FAST, reviewer="gold:gold_label", run_dir=tmp_path / "run").annotate(small_tweets, seed=seed_frame)
-    assert second.summary.n_labeled_now == len(hard) and second.summary.n_resumed == len(small_tweets)  # reviewed now
+    # resumed = labeled in earlier sessions; the figures add up to the items
+    assert (second.summary.n_labeled_now, second.summary.n_resumed, second.summary.n_unlabeled) == (len(hard), len(small_tweets) - len(hard), 0)
     assert second.frame.loc[hard.index, "label_source"].eq("gold").all()
     easy = first.frame.label_source == "consensus"
     assert second.frame.loc[easy, "label"].tolist() == first.frame.loc[easy, "label"].tolist()

@@ -40,6 +40,7 @@ def show_summary(console: Console, summary: RunSummary) -> None:
     console.print(table)
     console.print(
         f"labeled now: {summary.n_labeled_now}, resumed from earlier sessions: {summary.n_resumed}, "
+        f"without a label: {summary.n_unlabeled}, "
         f"sent to review: {summary.review_fraction:.1%}, time: {summary.seconds.get('total', 0):.1f} s, "
         f"random seed: {summary.random_seed}"
     )

@@ -25,6 +25,7 @@ from autoannotator.items import InputItems, items_from_frame, labeled_seed, seed
 from autoannotator.progress import progress_bar
 from autoannotator.reasons import count_reasons, unresolved_reason
 from autoannotator.randomness import use_deterministic_kernels
+from autoannotator.run_lock import run_lock
 from autoannotator.refine import RESCORE_KEY, Labeled, RefineSettings, Refiner
 from autoannotator.scoring import DRIVER_ROUTES, ConsensusSettings, Scored
 from autoannotator.reviewers import Reviewer, ReviewItem, create_reviewer
@@ -46,13 +47,16 @@ class RunSummary:
     """What a run did: items per route, how many were resumed, and where the time went.
 
     `n_labeled_now`: items that have a label now and had none when this session started (by consensus or
-    a reviewer; items that stayed unresolved are not counted). `n_resumed`: items finished in earlier
-    sessions. `n_never_sent`: items never sent to the specialists or a reviewer (empty text, unusable input).
+    a reviewer; items that stayed unresolved are not counted). `n_resumed`: items labeled in earlier
+    sessions (they had a label when this session started). `n_unlabeled`: items without a label at the end
+    (unresolved, waiting for review, never sent), so n_labeled_now + n_resumed + n_unlabeled = n_items.
+    `n_never_sent`: items never sent to the specialists or a reviewer (empty text, unusable input).
     """
 
     n_items: int
     n_labeled_now: int
     n_resumed: int
+    n_unlabeled: int
     counts: dict[str, int]
     n_never_sent: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
@@ -240,7 +244,15 @@ class Annotator:
         split: str | None = None,
     ) -> AnnotationResult:
         """Label every row of `data` (resuming a stopped run in the same run_dir) and optionally write `output`.
-        `data` and `output` may be Hugging Face datasets folders (`split`: the split of a saved DatasetDict)."""
+        `data` and `output` may be Hugging Face datasets folders (`split`: the split of a saved DatasetDict).
+        Holds the run directory's lock while it runs; raises RunBusyError (an AnnotatorError) if another
+        process holds it (see `run_lock`)."""
+        with run_lock(self.run_dir, "annotate"):
+            return self._annotate(data, seed=seed, output=output, split=split)
+
+    def _annotate(
+        self, data: pd.DataFrame | str | Path, *, seed: pd.DataFrame | str | Path | None, output: str | Path | None, split: str | None
+    ) -> AnnotationResult:
         started = time.perf_counter()
         frame, items, seed_data, store = self._open_run(data, seed, split=split)
         try:
@@ -271,8 +283,10 @@ class Annotator:
                 seconds["write"] = time.perf_counter() - t0
             seconds["total"] = time.perf_counter() - started
             store.record_seconds(seconds)
+            labeled_after = store.count_labeled()
             summary = RunSummary(
-                n_items=len(items), n_labeled_now=store.count_labeled() - labeled_before, n_resumed=len(done_before),
+                n_items=len(items), n_labeled_now=labeled_after - labeled_before, n_resumed=labeled_before,
+                n_unlabeled=len(items) - labeled_after,
                 counts=store.count_by_source(), n_never_sent=store.count_by_state().get("skipped", 0),
                 seconds={k: round(v, 3) for k, v in seconds.items()}, reasons=count_reasons(labeled["reason"]), llm=store.llm_usage(),
                 rounds=store.rounds(), run_dir=str(self.run_dir), output=None if output is None else str(output), random_seed=self.random_seed,
@@ -299,7 +313,15 @@ class Annotator:
         counted (`estimate.reviewer_costs`). With a seed file, the curve of accuracy against review share is
         predicted by `curve_folds`-fold cross-fitting on the seed (0: no curve). The estimate is kept in the run
         store, where `evaluate` compares it with the run. Raises AnnotatorError for a seed that only a paid or
-        human reviewer could label (--seed-label llm|human)."""
+        human reviewer could label (--seed-label llm|human), RunBusyError while another process holds the run
+        directory (see `run_lock`)."""
+        with run_lock(self.run_dir, "estimate"):
+            return self._estimate(data, seed=seed, sample=sample, curve_folds=curve_folds, seconds_per_review=seconds_per_review, split=split)
+
+    def _estimate(
+        self, data: pd.DataFrame | str | Path, *, seed: pd.DataFrame | str | Path | None, sample: int, curve_folds: int,
+        seconds_per_review: float | None, split: str | None,
+    ) -> Estimate:  # fmt: skip
         if self.seed_reviewer is not None and not isinstance(self.seed_reviewer, GoldReviewer):
             raise AnnotatorError("estimate cannot train on --seed-label llm or human without asking them: give --seed, or --seed-label gold:COLUMN")
         frame, items, seed_data, store = self._open_run(data, seed, split=split)

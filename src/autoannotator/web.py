@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query
 from fastapi.responses import HTMLResponse
@@ -30,19 +32,22 @@ SOURCE = "human"
 CSP = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'none'; frame-ancestors 'none'"
 
 
+RowNumber = Annotated[int, Field(ge=0, lt=2**63)]  # a row SQLite can hold: larger numbers are refused (422), not an error 500
+
+
 class LeaseRequest(BaseModel):
     reviewer: str = Field(min_length=1, max_length=64)
 
 
 class AnswerRequest(BaseModel):
     reviewer: str = Field(min_length=1, max_length=64)
-    row: int
+    row: RowNumber
     label: str
 
 
 class RowRequest(BaseModel):
     reviewer: str = Field(min_length=1, max_length=64)
-    row: int
+    row: RowNumber
 
 
 def create_app(run_dir: Path, *, token: str, lease_seconds: float = 300.0, double_review: bool = False) -> FastAPI:
@@ -180,8 +185,12 @@ def render_page(task: Task, *, double_review: bool) -> str:
         f'<button class="label" data-index="{i}"><kbd>{i + 1}</kbd> {html.escape(name)}</button>'
         for i, name in enumerate(task.label_names[:9])
     )
-    return PAGE.replace("{{TITLE}}", html.escape(task.name)).replace("{{INSTRUCTION}}", html.escape(task.instruction)) \
-        .replace("{{BUTTONS}}", buttons).replace("{{LABELS}}", labels).replace("{{DOUBLE}}", "true" if double_review else "false")  # fmt: skip
+    values = {"TITLE": html.escape(task.name), "INSTRUCTION": html.escape(task.instruction), "BUTTONS": buttons,
+              "LABELS": labels, "DOUBLE": "true" if double_review else "false"}  # fmt: skip
+    return PLACEHOLDER.sub(lambda m: values[m.group(1)], PAGE)  # one pass: a filled-in value is never read as a placeholder
+
+
+PLACEHOLDER = re.compile(r"\{\{(TITLE|INSTRUCTION|BUTTONS|LABELS|DOUBLE)\}\}")
 
 
 PAGE = """<!doctype html>

@@ -267,3 +267,29 @@ def test_reviewer_identity_is_stored_one_way(run_dir: Path, double_review: bool)
     store.close()
     assert {r["reviewer"] for r in log} == {"human"}
     assert [r["detail"]["reviewer"] for r in log] == (["alice", "bob", "bob"] if double_review else ["alice", "alice"])
+
+
+def test_a_row_out_of_range_is_refused_not_a_server_error(run_dir: Path) -> None:
+    api = client(run_dir)
+    for path in ["/api/answer", "/api/skip", "/api/undo"]:
+        for row in [99999999999999999999999, 2**63, -1]:
+            response = api.post(path, json={"reviewer": "alice", "row": row, "label": "positive"})
+            assert response.status_code == 422, (path, row, response.status_code)
+    assert api.post("/api/answer", json={"reviewer": "alice", "row": 2**63 - 1, "label": "positive"}).status_code == 404
+
+
+def test_a_label_named_like_a_placeholder_stays_data(task) -> None:
+    """The page is filled in one pass: a task string such as '{{DOUBLE}}' is never taken for a placeholder."""
+    import json
+    import re
+
+    from autoannotator.task import Task
+    from autoannotator.web import render_page
+
+    odd = Task.from_dict({"name": "{{BUTTONS}}", "instruction": "say {{LABELS}}", "text_column": "text",
+                          "labels": [{"name": "{{DOUBLE}}"}, {"name": "{{LABELS}}"}, {"name": "plain"}]})  # fmt: skip
+    page = render_page(odd, double_review=True)
+    script = re.search(r"const LABELS = (\[.*?\]), DOUBLE = (true|false);", page)
+    assert script is not None and json.loads(script.group(1)) == ["{{DOUBLE}}", "{{LABELS}}", "plain"] and script.group(2) == "true"
+    assert "<title>Review: {{BUTTONS}}</title>" in page and "say {{LABELS}}" in page
+    assert page.count('class="label" data-index') == 3  # the buttons once, not again inside the title
