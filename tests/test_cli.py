@@ -104,6 +104,38 @@ def test_numeric_labels_from_yaml_jsonl_and_a_gold_column_with_gaps(tmp_path: Pa
     assert set(evaluation["labels"]) <= {"0", "1", "(unresolved)"} and evaluation["accuracy"] > 0.7
 
 
+def test_numeric_labels_written_as_floats_in_csv_seed_and_gold(tmp_path: Path) -> None:
+    """A CSV seed and gold column holding "1.0"/"0.0" (a float column saved by pandas) name the labels 1 and 0."""
+    tweets = pd.read_csv(EXAMPLE / "tweets.csv", dtype=str).iloc[:120]
+    tweets = tweets[tweets.gold_label != "neutral"]
+    seed = pd.read_csv(EXAMPLE / "seed.csv", dtype=str)
+    seed = seed[seed.label != "neutral"]
+    as_float = {"negative": "0.0", "positive": "1.0"}
+    pd.DataFrame({"id": tweets.id, "text": tweets.text, "gold": tweets.gold_label.map(as_float)}).to_csv(tmp_path / "in.csv", index=False)
+    pd.DataFrame({"text": seed.text, "label": seed.label.map(as_float)}).to_csv(tmp_path / "seed.csv", index=False)
+    (tmp_path / "task.yaml").write_text("name: polarity\ntext_column: text\nid_column: id\nlabels: [0, 1]\nspecialists:\n  - {kind: tfidf}\n"
+                                       "  - {kind: lexicon, options: {label_map: {negative: 0, neutral: null, positive: 1}}}\n")
+    out = tmp_path / "out.csv"
+    run = cli("annotate", "--task", str(tmp_path / "task.yaml"), "--input", str(tmp_path / "in.csv"), "--output", str(out),
+              "--seed", str(tmp_path / "seed.csv"), "--reviewer", "gold:gold", "--quiet")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    labeled = pd.read_csv(out, dtype=str)
+    assert set(labeled.label_source) <= {"consensus", "gold"} and labeled.label.isin(["0", "1"]).all()  # no out_of_set
+    scores = cli("evaluate", str(out), "--gold", "gold", "--json", str(tmp_path / "e.json"))
+    assert scores.returncode == 0, scores.stderr
+    evaluation = json.loads((tmp_path / "e.json").read_text())
+    assert set(evaluation["labels"]) == {"0", "1"} and evaluation["route_accuracy"]["gold"] == 1.0
+
+
+def test_evaluate_refuses_a_free_text_gold_column(tmp_path: Path) -> None:
+    tweets = pd.read_csv(EXAMPLE / "tweets.csv", dtype=str).iloc[:50]
+    labeled = tmp_path / "labeled.csv"
+    pd.DataFrame({"text": tweets.text, "label": tweets.gold_label, "label_source": "consensus"}).to_csv(labeled, index=False)
+    run = cli("evaluate", str(labeled), "--gold", "text")
+    assert run.returncode == 2 and "50 of 50 values are not labels" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    assert "confusion" not in run.stdout.lower()
+
+
 def test_annotate_help_names_every_reviewer_kind() -> None:
     import typer
 

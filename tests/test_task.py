@@ -57,7 +57,10 @@ def test_numeric_labels_are_read_as_their_string_form(tmp_path: Path) -> None:
     assert task.label_names == ["0", "1"] and task.examples[0].label == "1"
     for value in (1, 1.0, np.int64(1), np.float64(1.0), "1", " 1 "):
         assert task.resolve_label(value) == "1", value
-    for value in (2, 0.5, True, float("nan"), None, [1], {"label": 1}):
+    for value in ("1.0", " 1.00 ", "1e0"):  # a CSV cell holding a number names the label that number names
+        assert task.resolve_label(value) == "1", value
+    assert task.resolve_label("0.0") == "0"
+    for value in (2, 0.5, True, float("nan"), None, [1], {"label": 1}, "1.5", "nan", "inf", ""):
         assert task.resolve_label(value) is None, value
     described = Task.from_yaml(write(tmp_path, "name: t\nlabels:\n  0: bad\n  1: good\n"))
     assert described.label_names == ["0", "1"] and described.labels[1].description == "good"

@@ -9,7 +9,7 @@ from sklearn.metrics import confusion_matrix, f1_score
 
 from autoannotator.errors import AnnotatorError
 from autoannotator.io import require_columns
-from autoannotator.task import label_text
+from autoannotator.task import label_text, numeric_text
 
 UNRESOLVED = "(unresolved)"
 PREDICTED_COLUMNS = ("label", "label_source", "uncertainty", "votes", "reviewed_label", "consensus_label", "reason")
@@ -36,12 +36,25 @@ class Evaluation:
 
 def as_label(value: object) -> str:
     """A cell of a label column as label text ('' where missing): numbers by their string form, so a
-    JSONL or Parquet column of 1s (float 1.0 once a value is missing) compares equal to the label "1"."""
-    return (label_text(value) or "").strip()
+    JSONL or Parquet column of 1s (float 1.0 once a value is missing), or a CSV column of "1.0", compares
+    equal to the label "1"."""
+    text = (label_text(value) or "").strip()
+    number = numeric_text(text)
+    return label_text(number) if number is not None else text
+
+
+def refuse_foreign_gold(gold: pd.Series, gold_column: str, known: set[str]) -> None:
+    """Raise AnnotatorError when most gold values (more than half) are not labels (`known`: the task's, else
+    those predicted): the column is free text or another field, and its confusion matrix would mean nothing."""
+    outside = gold[~gold.isin(known)]
+    if known and len(outside) * 2 > len(gold):
+        raise AnnotatorError(f"gold column '{gold_column}': {len(outside)} of {len(gold)} values are not labels {sorted(known)[:10]} "
+                             f"(e.g. {outside.iloc[0][:40]!r}); is it the column of true labels?")  # fmt: skip
 
 
 def evaluate_frame(frame: pd.DataFrame, gold_column: str, *, label_order: list[str] | None = None) -> Evaluation:
-    """Compare `label` with `gold_column` on the rows that have a gold value."""
+    """Compare `label` with `gold_column` on the rows that have a gold value. Raises AnnotatorError when
+    most gold values are not labels (`label_order`, else the predicted labels), see `refuse_foreign_gold`."""
     if gold_column in PREDICTED_COLUMNS:
         hint = f" (the input's own '{gold_column}' column is kept as 'input_{gold_column}')" if f"input_{gold_column}" in frame else ""
         raise AnnotatorError(f"'{gold_column}' is an output column, not gold labels{hint}")
@@ -53,6 +66,7 @@ def evaluate_frame(frame: pd.DataFrame, gold_column: str, *, label_order: list[s
     gold = all_gold[rows.index]
     predicted = rows["label"].map(as_label).replace("", UNRESOLVED)
     labeled = predicted != UNRESOLVED
+    refuse_foreign_gold(gold, gold_column, set(label_order or predicted[labeled]))
     labels = label_order or sorted(set(gold) | set(predicted[labeled]))
     correct = gold == predicted
     route_accuracy = {}

@@ -32,6 +32,18 @@ def label_text(value: object) -> str | None:
     return None
 
 
+def numeric_text(value: object) -> object:
+    """A string that reads as a finite number -> that number ("1.0" -> 1.0, "1" -> 1.0), so it names the label
+    its number names; anything else -> None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _label_field(value: object) -> object:
     """Before-validator of label names in the task file: numbers become text; a YAML boolean is refused."""
     if isinstance(value, bool):
@@ -143,13 +155,15 @@ class Task(BaseModel):
 
     def resolve_label(self, value: object) -> str | None:
         """The task label that `value` names exactly or by alias (case-insensitive; a number by its string
-        form, see `label_text`), else None."""
+        form, see `label_text`; a numeric string such as "1.0" read from CSV names the label its number does,
+        "1"), else None."""
         if label_text(value) is None:
             return None
-        key = normalize_label_name(value)
-        for label in self.labels:
-            if key in {normalize_label_name(s) for s in [label.name, *label.aliases]}:
-                return label.name
+        keys = [normalize_label_name(value), normalize_label_name(numeric_text(value))]
+        for key in keys:
+            for label in self.labels:
+                if key and key in {normalize_label_name(s) for s in [label.name, *label.aliases]}:
+                    return label.name
         return None
 
     @classmethod
