@@ -229,7 +229,13 @@ def review_session(
         if import_file:
             report = import_answers(import_file, store, task, on_conflict=on_conflict)
             console.print(f"imported {report.imported} answers; {report.already_answered} items were already answered, "
-                          f"{report.unanswered} left blank, {len(report.conflicts)} with conflicting answers")  # fmt: skip
+                          f"{report.unanswered} left blank, {len(report.conflicts)} with conflicting answers; "
+                          f"{len(report.mismatched)} lines whose row and id disagree, {len(report.unknown)} naming no item of the run")  # fmt: skip
+            for problems, what in ((report.mismatched, "row and id name different items, not imported"),
+                                   (report.unknown, "no such item in the run, not imported")):  # fmt: skip
+                if problems:
+                    errors.print(f"[yellow]warning:[/] {len(problems)} lines: {what}: {'; '.join(problems[:5])}{' ...' if len(problems) > 5 else ''}",
+                                 highlight=False, soft_wrap=True)  # fmt: skip
             if report.conflicts:
                 settled = f"the {on_conflict} answer imported" if on_conflict else "none of their answers imported (--on-conflict first|last picks one)"
                 errors.print(f"[yellow]warning:[/] {len(report.conflicts)} items answered with different labels, {settled}: "

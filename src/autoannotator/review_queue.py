@@ -50,52 +50,99 @@ ConflictPolicy = Literal["first", "last"]
 class ImportReport:
     """What an import did, counted per item: `imported` items settled by it, `already_answered` items that
     were no longer waiting, `unanswered` items with no answer in the file, `conflicts` items given different
-    labels in the file (as "row R (id I): a, b"), settled only under an `on_conflict` policy."""
+    labels in the file (as "row R (id I): a, b"), settled only under an `on_conflict` policy. Per line of the
+    file: `mismatched` lines whose row and id name different items, `unknown` lines that name no item of the
+    run; neither is imported."""
 
     imported: int = 0
     already_answered: int = 0
     unanswered: int = 0
     conflicts: list[str] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
 
 
-def _answers_from_file(path: Path) -> list[tuple[int, object]]:
-    """(row, raw label) pairs in file order, one per answer: every line of our JSONL, every annotation
-    (not cancelled) of each Label Studio task; a task or line without an answer gives (row, None)."""
+@dataclass
+class FileAnswer:
+    """One answer of an import file: the item it names (`row` and/or `id`, as written) and its raw label."""
+
+    row: object
+    item_id: object
+    raw: object
+
+    @property
+    def where(self) -> str:
+        return ", ".join(f"{k} {v!r}" for k, v in (("row", self.row), ("id", self.item_id)) if v is not None)
+
+
+def _answers_from_file(path: Path) -> list[FileAnswer]:
+    """The answers in file order: every line of our JSONL (naming its item by "id", "row" or both), every
+    annotation (not cancelled) of each Label Studio task (by data.item_id and data.row); a task or line
+    without an answer gives a None label."""
     text = path.read_text(encoding="utf-8-sig")
     try:
         if path.suffix.lower() == ".jsonl":
             records = [json.loads(line) for line in text.splitlines() if line.strip()]
-            return [(int(r["row"]), r.get("label")) for r in records]
-        pairs: list[tuple[int, object]] = []
+            return [FileAnswer(r.get("row"), r.get("id"), r.get("label")) for r in records]
+        answers: list[FileAnswer] = []
         for entry in json.loads(text):
-            row = int(entry["data"]["row"])
+            data = entry["data"]
             choices = [
                 (result.get("value", {}).get("choices") or [None])[0]
                 for a in entry.get("annotations", []) if not a.get("was_cancelled")
                 for result in a.get("result", [])[-1:]
             ]  # fmt: skip
-            pairs += [(row, choice) for choice in choices] or [(row, None)]
-        return pairs
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            answers += [FileAnswer(data.get("row"), data.get("item_id"), choice) for choice in choices or [None]]
+        return answers
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise AnnotatorError(f"{path}: not a review export of this tool or Label Studio ({type(exc).__name__}: {exc})") from None
+
+
+def _item_row(answer: FileAnswer, ids: dict[str, int], stored: dict[int, str]) -> tuple[int | None, str | None]:
+    """(row of the item the answer names, None) or (None, 'mismatched'|'unknown'). The id decides when given;
+    a row given too must be that item's row."""
+    row = answer.row
+    if row is not None and not (isinstance(row, int) and not isinstance(row, bool)):
+        row = int(row) if isinstance(row, str) and row.strip().isdigit() else -1
+    if answer.item_id is not None:
+        by_id = ids.get(str(answer.item_id))
+        if by_id is None:
+            return None, "unknown"
+        if row is not None and row != by_id:
+            return None, "mismatched"
+        return by_id, None
+    if row is None or row not in stored:
+        return None, "unknown"
+    return row, None
 
 
 def import_answers(
     path: Path, store: RunStore, task: Task, *, source: str = "human", on_conflict: ConflictPolicy | None = None
 ) -> ImportReport:
-    """Apply filled answers to waiting items. Labels outside the task are refused (nothing imported). An item
-    answered with different labels in the file is a conflict: none of its answers is imported unless
-    `on_conflict` picks the first or the last in file order; repeated equal answers count once."""
+    """Apply filled answers to waiting items. A line names its item by id (the row is optional; when both are
+    given they must name the same item) or by row; lines naming no item or two different items are reported
+    and skipped. Labels outside the task are refused (nothing imported). An item answered with different
+    labels in the file is a conflict: none of its answers is imported unless `on_conflict` picks the first or
+    the last in file order; repeated equal answers count once."""
     report = ImportReport()
+    stored = store.row_ids()
+    ids = {item_id: row for row, item_id in stored.items()}
     answers: dict[int, list[str]] = {}
-    for row, raw in _answers_from_file(path):
-        labels = answers.setdefault(row, [])
-        if raw is None or str(raw).strip() == "":
+    for answer in _answers_from_file(path):
+        row, problem = _item_row(answer, ids, stored)
+        if problem == "mismatched":
+            report.mismatched.append(f"{answer.where} (id {answer.item_id!r} is row {ids[str(answer.item_id)]})")
             continue
-        label = task.resolve_label(raw)
+        if problem == "unknown":
+            report.unknown.append(answer.where or "a line naming neither row nor id")
+            continue
+        labels = answers.setdefault(row, [])
+        if answer.raw is None or str(answer.raw).strip() == "":
+            continue
+        label = task.resolve_label(answer.raw)
         if label is None:
-            report.invalid.append(f"row {row}: {raw!r}")
+            report.invalid.append(f"{answer.where}: {answer.raw!r}")
         else:
             labels.append(label)
     if report.invalid:

@@ -150,3 +150,28 @@ def test_an_unknown_conflict_policy_is_one_clear_line(run_with_hard_items, tmp_p
     run_dir, _ = run_with_hard_items
     run = cli("review", "--run-dir", str(run_dir), "--import", str(tmp_path / "x.json"), "--on-conflict", "newest")
     assert run.returncode == 2 and "unknown --on-conflict 'newest' (use first or last)" in run.stderr
+
+
+def test_import_matches_by_id_and_reports_lines_naming_no_item_or_two_items(run_with_hard_items, tmp_path: Path) -> None:
+    run_dir, _ = run_with_hard_items
+    store = RunStore(run_dir / STORE_FILE)
+    pending = store.pending_review()[:3]
+    store.close()
+    a, b, c = pending
+    lines = [
+        {"row": a.row, "id": b.item_id, "label": "positive"},  # row and id name two different items
+        {"id": c.item_id, "label": "negative"},  # no row: the id names the item
+        {"row": 99999, "label": "positive"},  # no such item
+        {"id": "no-such-id", "label": "positive"},
+    ]
+    path = tmp_path / "answers.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    run = cli("review", "--run-dir", str(run_dir), "--import", str(path))
+    assert run.returncode == 0, run.stderr
+    assert ("imported 1 answers; 0 items were already answered, 0 left blank, 0 with conflicting answers; "
+            "1 lines whose row and id disagree, 2 naming no item of the run") in run.stdout  # fmt: skip
+    assert f"id {b.item_id!r} is row {b.row}" in run.stderr and "row 99999" in run.stderr and "no-such-id" in run.stderr
+    store = RunStore(run_dir / STORE_FILE)
+    settled = {r.row: r.label for r in store.items() if r.label_source == "human"}
+    store.close()
+    assert settled == {c.row: "negative"}  # neither a nor b was labeled by the line that named both

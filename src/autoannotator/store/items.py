@@ -84,6 +84,10 @@ class ItemTable:
         found = self.db.conn.execute("SELECT * FROM items WHERE row = ?", (row,)).fetchone()
         return None if found is None else record_from_row(found)
 
+    def row_ids(self) -> dict[int, str]:
+        """Row -> item id of every stored item."""
+        return {r["row"]: r["item_id"] for r in self.db.conn.execute("SELECT row, item_id FROM items")}
+
     def items(self) -> list[ItemRecord]:
         return [record_from_row(r) for r in self.db.conn.execute("SELECT * FROM items ORDER BY row")]
 

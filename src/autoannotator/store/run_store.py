@@ -105,6 +105,7 @@ class RunStore:
     item = _forward("records", ItemTable.item)
     items = _forward("records", ItemTable.items)
     uncertainties = _forward("records", ItemTable.uncertainties)
+    row_ids = _forward("records", ItemTable.row_ids)
     count_by_state = _forward("records", ItemTable.count_by_state)
     count_labeled = _forward("records", ItemTable.count_labeled)
     count_by_source = _forward("records", ItemTable.count_by_source)
