@@ -182,11 +182,12 @@ def review(
     """Review the run's waiting hard items in the terminal or the browser, or export/import them; then rerun
     annotate to continue."""
     if serve:
-        serve_review_page(run_dir, host=host, port=port, lease_seconds=lease_seconds, double_review=double_review)
+        with locked(run_dir, "review --serve", shared=True):
+            serve_review_page(run_dir, host=host, port=port, lease_seconds=lease_seconds, double_review=double_review)
         return
     if on_conflict not in (None, "first", "last"):
         fail(f"unknown --on-conflict '{on_conflict}' (use first or last)")
-    with open_store(run_dir) as store:
+    with locked(run_dir, "review", shared=True), open_store(run_dir) as store:
         review_session(store, export, export_label_studio, import_file, on_conflict=on_conflict)
 
 
@@ -344,12 +345,28 @@ def rollback(
     version: Annotated[Optional[int], typer.Option("--version", help="version to make active (default: the one before)")] = None,
 ) -> None:
     """Make an earlier version of a specialist the active one; the next annotate run uses it."""
-    with open_store(run_dir) as store:
+    with locked(run_dir, "rollback"), open_store(run_dir) as store:
         try:
             active = store.rollback(specialist, version)
         except AnnotatorError as exc:
             fail(str(exc))
     console.print(f"{specialist}: version {active} is active")
+
+
+@contextmanager
+def locked(run_dir: Path, command: str, *, shared: bool = False) -> Iterator[None]:
+    """The run directory's lock (see `run_lock`) for a command on an existing run, or a one-line refusal
+    naming the process that holds it."""
+    from autoannotator.run_lock import RunBusyError, run_lock
+    from autoannotator.store import STORE_FILE
+
+    if not (run_dir / STORE_FILE).is_file():
+        fail(f"no run store in {run_dir} (run annotate first)")
+    try:
+        with run_lock(run_dir, command, shared=shared):
+            yield
+    except RunBusyError as exc:
+        fail(str(exc))
 
 
 @contextmanager
