@@ -1,9 +1,11 @@
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from autoannotator import AnnotatorError, Task
+from autoannotator.errors import InputWarning
 from autoannotator.io import read_table, write_table
 from autoannotator.items import items_from_frame, labeled_seed
 
@@ -18,10 +20,16 @@ def test_round_trip_keeps_text_exactly(tmp_path: Path, suffix: str) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
 
 
-def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path: Path) -> None:
+def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = write_table(pd.DataFrame({"text": ["old"]}), tmp_path / "out.parquet")
-    with pytest.raises(Exception):
-        write_table(pd.DataFrame({"text": [object()]}), target)  # pyarrow cannot write a bare object
+
+    def disk_full(self, path, **kwargs) -> None:  # noqa: ANN001 (to_parquet's signature)
+        Path(path).write_bytes(b"PAR1 half written")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", disk_full)
+    with pytest.raises(OSError):
+        write_table(pd.DataFrame({"text": ["new"]}), target)
     assert read_table(target)["text"].tolist() == ["old"]
     assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
 
@@ -98,3 +106,63 @@ def test_written_tables_get_the_usual_file_mode_not_a_private_one(tmp_path: Path
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644  # mkstemp alone leaves 0600
+
+
+MIXED = pd.DataFrame({"id": ["a", "b", "c", "d"], "text": [7, "plain text", ["a", 1], None],
+                      "meta": [{"k": 1}, 2.5, True, "x"]})  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["out.csv", "out.jsonl", "out.parquet", "out_dataset"])
+def test_mixed_type_columns_never_stop_a_write(tmp_path: Path, name: str) -> None:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = write_table(MIXED, tmp_path / name)
+    back = read_table(path)
+    assert back["id"].tolist() == ["a", "b", "c", "d"] and back["text"].tolist()[1] == "plain text"
+    named = sorted(str(w.message).split("'")[1] for w in caught if issubclass(w.category, InputWarning))
+    if name.endswith((".parquet", "_dataset")):  # Arrow needs one type per column: such a column is written as text
+        assert named == ["meta", "text"] and back["text"].tolist()[0] == "7" and json.loads(back["text"].tolist()[2]) == ["a", 1]
+        assert json.loads(back["meta"].tolist()[0]) == {"k": 1}
+    else:
+        assert named == []
+
+
+def test_annotate_writes_a_mixed_type_text_column_to_parquet(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import EXAMPLE
+
+    tweets = pd.read_csv(EXAMPLE / "tweets.csv", dtype=str).iloc[:30]
+    records = [{"id": i, "text": t} for i, t in zip(tweets.id, tweets.text)]
+    records[0]["text"], records[1]["text"] = 12345, ["a", "list"]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    out = tmp_path / "x.parquet"
+    run = subprocess.run([sys.executable, "-m", "autoannotator", "annotate", "--task", str(EXAMPLE / "task.yaml"), "--input",
+                          str(tmp_path / "in.jsonl"), "--output", str(out), "--seed", str(EXAMPLE / "seed.csv"),
+                          "--specialists", "tfidf,lexicon", "--reviewer", "none", "--quiet"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr and "warning: column 'text' holds mixed types" in run.stderr
+    assert len(read_table(out)) == 30
+
+
+@pytest.mark.parametrize(("name", "content"), [("dup.csv", "id,text,text\n1,a,b\n"), ("dup.jsonl", '{"id": "1", "text": "a", "text": "b"}\n')])
+def test_a_column_named_twice_is_refused(tmp_path: Path, name: str, content: str) -> None:
+    (tmp_path / name).write_text(content, encoding="utf-8")
+    with pytest.raises(AnnotatorError, match="'text' twice"):
+        read_table(tmp_path / name)
+
+
+def test_a_duplicate_csv_header_is_one_line_exit_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import EXAMPLE
+
+    (tmp_path / "in.csv").write_text("id,text,text\n1,good day,bad day\n", encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "autoannotator", "annotate", "--task", str(EXAMPLE / "task.yaml"), "--input",
+                          str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.csv"), "--specialists", "lexicon", "--quiet"],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 2 and "the column 'text' twice" in run.stderr and len(run.stderr.strip().splitlines()) == 1

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from autoannotator.errors import AnnotatorError
+from autoannotator.mixed_columns import as_text_column, type_names
 
 FEATURES = "features"  # the frame.attrs key that carries the input's features (Features.to_dict())
 OUTPUT_TYPES = {"uncertainty": "float64"}  # output columns that are not strings
@@ -62,11 +63,15 @@ def read_dataset(path: Path, *, split: str | None = None) -> pd.DataFrame:
 
 def to_dataset(frame: pd.DataFrame) -> Any:
     """The frame as a `datasets.Dataset`: input columns with the features they were read with, output
-    columns as strings (`uncertainty` float64). Raises AnnotatorError where a column cannot take its type."""
+    columns as strings (`uncertainty` float64); an untyped column of mixed types as text (`mixed_columns`).
+    Raises AnnotatorError where a column cannot take its type."""
     from datasets import Dataset, Features, Value
 
     known = Features.from_dict(frame.attrs[FEATURES]) if FEATURES in frame.attrs else Features()
     features = Features({c: known[c] if c in known else Value(OUTPUT_TYPES.get(c, "string")) for c in frame.columns})
+    for column in frame.columns:
+        if features[column] == Value("string") and len(type_names(frame[column].tolist())) > 1:
+            frame = as_text_column(frame, column, target="the datasets folder")
     columns = {c: [_plain(v) for v in frame[c].tolist()] for c in frame.columns}
     try:
         return Dataset.from_dict(columns, features=features)

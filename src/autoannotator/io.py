@@ -15,6 +15,7 @@ import pandas as pd
 
 from autoannotator.errors import AnnotatorError, InputWarning
 from autoannotator.hf_datasets import FEATURES, read_dataset, write_dataset
+from autoannotator.mixed_columns import arrow_ready
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -48,6 +49,7 @@ def read_table(path: str | Path, *, split: str | None = None) -> pd.DataFrame:
         raise AnnotatorError(f"{path}: the file is empty")
     try:
         if fmt == "csv":
+            refuse_duplicate_header(path)
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
             warn_merged_rows(frame, path)
         elif fmt == "jsonl":
@@ -74,13 +76,39 @@ def read_jsonl(path: Path) -> pd.DataFrame:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(line, object_pairs_hook=_unique_keys)
             except json.JSONDecodeError as exc:
                 raise AnnotatorError(f"{path}: line {number} is not JSON: {exc.msg} (column {exc.colno})") from None
+            except DuplicateKey as exc:
+                raise AnnotatorError(f"{path}: line {number} names the field '{exc.args[0]}' twice; rename one") from None
             if not isinstance(record, dict):
                 raise AnnotatorError(f"{path}: line {number} is a JSON {type(record).__name__}, not an object")
             records.append(record)
     return pd.DataFrame.from_records(records)
+
+
+class DuplicateKey(Exception):
+    """A JSON object that names one key twice (json would keep the last value silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [k for k, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise DuplicateKey(key)
+    return dict(pairs)
+
+
+def refuse_duplicate_header(path: Path) -> None:
+    """Raise AnnotatorError naming the first column that the CSV header names twice (pandas would silently
+    rename the second to 'NAME.1')."""
+    with path.open(encoding="utf-8-sig", newline="") as lines:
+        header = next(csv.reader(lines), [])
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise AnnotatorError(f"{path}: the header names the column '{name}' twice; rename one")
+        seen.add(name)
 
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -138,7 +166,9 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write atomically: a temporary file in the same folder, then rename over the target. Every text
     round-trips through `read_table` exactly (a datasets folder keeps the features it was read with, see
     `hf_datasets`): CSV quotes every non-numeric field (a lone carriage
-    return inside a text cannot end a row), JSONL is one `json.dumps` object per line."""
+    return inside a text cannot end a row), JSONL is one `json.dumps` object per line. A column of mixed
+    types (int here, str or list there) goes to Parquet or a datasets folder as text, with one warning
+    naming it (`mixed_columns`); column types never stop a write."""
     path = Path(path)
     fmt = table_format(path)
     if fmt == "dataset":
@@ -154,7 +184,7 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
             with open(tmp_name, "w", encoding="utf-8", newline="\n") as out:
                 out.writelines(json.dumps(record, ensure_ascii=False, default=str) + "\n" for record in records)
         else:
-            frame.to_parquet(tmp_name, index=False)
+            arrow_ready(frame, target="Parquet").to_parquet(tmp_name, index=False)
         os.chmod(tmp_name, 0o666 & ~current_umask())  # mkstemp makes the file private (0600); a written table is not
         os.replace(tmp_name, path)
     finally:
