@@ -132,8 +132,14 @@ def test_evaluate_refuses_a_free_text_gold_column(tmp_path: Path) -> None:
     labeled = tmp_path / "labeled.csv"
     pd.DataFrame({"text": tweets.text, "label": tweets.gold_label, "label_source": "consensus"}).to_csv(labeled, index=False)
     run = cli("evaluate", str(labeled), "--gold", "text")
-    assert run.returncode == 2 and "50 of 50 values are not labels" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    assert run.returncode == 2 and "50 different values in 50 rows" in run.stderr and len(run.stderr.strip().splitlines()) == 1
     assert "confusion" not in run.stdout.lower()
+    with_task = cli("evaluate", str(labeled), "--gold", "text", "--task", str(EXAMPLE / "task.yaml"))
+    assert with_task.returncode == 2 and "50 of 50 values are not labels" in with_task.stderr
+    # gold labels the run never predicted are still gold labels: no task, no refusal
+    one_class = pd.DataFrame({"text": tweets.text, "label": "positive", "label_source": "consensus", "gold": tweets.gold_label})
+    one_class.to_csv(labeled, index=False)
+    assert cli("evaluate", str(labeled), "--gold", "gold").returncode == 0
 
 
 def test_annotate_help_names_every_reviewer_kind() -> None:

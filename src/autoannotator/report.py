@@ -43,18 +43,26 @@ def as_label(value: object) -> str:
     return label_text(number) if number is not None else text
 
 
-def refuse_foreign_gold(gold: pd.Series, gold_column: str, known: set[str]) -> None:
-    """Raise AnnotatorError when most gold values (more than half) are not labels (`known`: the task's, else
-    those predicted): the column is free text or another field, and its confusion matrix would mean nothing."""
-    outside = gold[~gold.isin(known)]
-    if known and len(outside) * 2 > len(gold):
-        raise AnnotatorError(f"gold column '{gold_column}': {len(outside)} of {len(gold)} values are not labels {sorted(known)[:10]} "
-                             f"(e.g. {outside.iloc[0][:40]!r}); is it the column of true labels?")  # fmt: skip
+def refuse_foreign_gold(gold: pd.Series, gold_column: str, known: set[str] | None) -> None:
+    """Raise AnnotatorError when `gold` cannot be a column of true labels, so its confusion matrix would mean
+    nothing. With the task's labels (`known`): more than half the values are not labels. Without them the
+    predicted labels are no test (a run may never predict a class the gold holds), so: free text, i.e. more than
+    10 distinct values that are also more than half the rows."""
+    if known:
+        outside = gold[~gold.isin(known)]
+        if len(outside) * 2 > len(gold):
+            raise AnnotatorError(f"gold column '{gold_column}': {len(outside)} of {len(gold)} values are not labels {sorted(known)[:10]} "
+                                 f"(e.g. {outside.iloc[0][:40]!r}); is it the column of true labels?")  # fmt: skip
+        return
+    distinct = gold.nunique()
+    if distinct > 10 and distinct * 2 > len(gold):
+        raise AnnotatorError(f"gold column '{gold_column}': {distinct} different values in {len(gold)} rows (e.g. {gold.iloc[0][:40]!r}): "
+                             "free text, not labels? (--task checks it against the task's labels)")  # fmt: skip
 
 
 def evaluate_frame(frame: pd.DataFrame, gold_column: str, *, label_order: list[str] | None = None) -> Evaluation:
     """Compare `label` with `gold_column` on the rows that have a gold value. Raises AnnotatorError when
-    most gold values are not labels (`label_order`, else the predicted labels), see `refuse_foreign_gold`."""
+    the gold column cannot hold true labels (checked against `label_order` when given), see `refuse_foreign_gold`."""
     if gold_column in PREDICTED_COLUMNS:
         hint = f" (the input's own '{gold_column}' column is kept as 'input_{gold_column}')" if f"input_{gold_column}" in frame else ""
         raise AnnotatorError(f"'{gold_column}' is an output column, not gold labels{hint}")
@@ -66,7 +74,7 @@ def evaluate_frame(frame: pd.DataFrame, gold_column: str, *, label_order: list[s
     gold = all_gold[rows.index]
     predicted = rows["label"].map(as_label).replace("", UNRESOLVED)
     labeled = predicted != UNRESOLVED
-    refuse_foreign_gold(gold, gold_column, set(label_order or predicted[labeled]))
+    refuse_foreign_gold(gold, gold_column, set(label_order) if label_order else None)
     labels = label_order or sorted(set(gold) | set(predicted[labeled]))
     correct = gold == predicted
     route_accuracy = {}
