@@ -231,6 +231,7 @@ class Annotator:
             raise AnnotatorError("llm specialists run with the local executor: their cache and ledger are this process's run store")
         self.progress = progress
         self.specialists: dict[str, Specialist] = {}
+        self._scored_u: list[np.ndarray] | None = None  # U of the items scored so far (whole-run budget)
         self.aggregator: Aggregator | None = None
         self.consensus_note: dict[str, Any] = {}
         self.seed_rationales: dict[str, str] = {}  # item text -> worked solution, from a multiple-choice seed file
@@ -247,6 +248,7 @@ class Annotator:
         `data` and `output` may be Hugging Face datasets folders (`split`: the split of a saved DatasetDict).
         Holds the run directory's lock while it runs; raises RunBusyError (an AnnotatorError) if another
         process holds it (see `run_lock`)."""
+        self._scored_u = None  # read from this session's store on the first budgeted chunk
         with run_lock(self.run_dir, "annotate"):
             return self._annotate(data, seed=seed, output=output, split=split)
 
@@ -463,7 +465,12 @@ class Annotator:
         """`outcomes` with `hard` set by `budget_route`; the reference U is the seed's out-of-fold U (rule 'learned')
         and every U in the store."""
         seed_u = self.aggregator.seed_uncertainty if self.aggregator is not None else np.zeros(0)
-        reference = np.concatenate([seed_u, store.uncertainties()]) if store is not None else seed_u
+        reference = seed_u
+        if store is not None:  # the store's U is read once a session, then each routed chunk's U is kept here
+            if self._scored_u is None:
+                self._scored_u = [store.uncertainties()]
+            reference = np.concatenate([seed_u, *self._scored_u])
+            self._scored_u.append(np.array([o.uncertainty for o in outcomes if o.uncertainty is not None], dtype=float))
         hard = budget_route(
             np.array([o.uncertainty for o in outcomes]), np.array([o.consensus_label is None for o in outcomes]), fraction=self.budget,
             n_items=n_items, done_before=done_before, routed_before=routed_before, reference=reference,
