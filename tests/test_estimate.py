@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from autoannotator.cli import app
-from autoannotator.estimate import Interval, accuracy_curve, predict, proportion_interval, ReviewerCosts
+from autoannotator.estimate import CURVE_BUDGETS, Interval, accuracy_curve, predict, proportion_interval, ReviewerCosts
 from autoannotator.llm.server import free_port
 from autoannotator.llm.tokens import counter_for
 from autoannotator.store import STORE_FILE, RunStore
@@ -96,10 +96,12 @@ def test_accuracy_curve_rises_with_review_and_marks_the_configured_routing() -> 
     probs = rng.dirichlet(np.ones(3), size=(3, 300))
     probs[0, np.arange(300), gold] += 1.0  # one informed specialist
     curve = accuracy_curve(probs / probs.sum(axis=2, keepdims=True), gold, rule="margin", epsilon=None, budget=0.2)
-    accuracies = [p["accuracy"] for p in curve if not p["configured"]]
+    accuracies = [p["accuracy"] for p in curve]
     assert accuracies == sorted(accuracies) and accuracies[-1] > accuracies[0]
-    configured = [p for p in curve if p["configured"]]
-    assert len(configured) == 1 and configured[0]["review_fraction"] == pytest.approx(0.2)
+    configured = [p for p in curve if p["configured"]]  # 0.2 is on the curve: marked there, not printed twice
+    assert len(curve) == len(CURVE_BUDGETS) and len(configured) == 1 and configured[0]["review_fraction"] == pytest.approx(0.2)
+    off_curve = accuracy_curve(probs / probs.sum(axis=2, keepdims=True), gold, rule="margin", epsilon=None, budget=0.15)
+    assert len(off_curve) == len(CURVE_BUDGETS) + 1 and off_curve[-1]["configured"] and off_curve[-1]["review_fraction"] == pytest.approx(0.15)
 
 
 def test_tiktoken_counts_openai_models_and_others_are_approximated() -> None:

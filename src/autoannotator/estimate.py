@@ -259,9 +259,12 @@ def accuracy_curve(probs: np.ndarray, gold: np.ndarray, *, rule: Rule, epsilon: 
 
     `probs` is (k, n, n_labels), `gold` (n,) label indices. Reviewed items count as correct (a reviewer who
     is always right: an upper bound for an LLM). One point per budget in CURVE_BUDGETS, ranked by the run's
-    uncertainty rule, and one for the configured routing (`configured: True`)."""
+    uncertainty rule; the configured routing is marked `configured: True`, as an extra point unless its budget
+    is one of CURVE_BUDGETS (then that point is marked, not repeated)."""
     points = []
-    settings = [(b, None, False) for b in CURVE_BUDGETS] + [(budget, epsilon, True)]
+    on_curve = budget is not None and any(np.isclose(budget, b) for b in CURVE_BUDGETS)
+    settings = [(b, None, on_curve and bool(np.isclose(budget, b))) for b in CURVE_BUDGETS]
+    settings += [] if on_curve else [(budget, epsilon, True)]
     for b, eps, configured in settings:
         result = decide(probs, rule=rule, epsilon=eps, budget=b)
         correct = np.where(result.hard, True, result.labels == gold)
