@@ -155,6 +155,15 @@ def test_a_column_named_twice_is_refused(tmp_path: Path, name: str, content: str
         read_table(tmp_path / name)
 
 
+def test_a_parquet_column_named_twice_is_refused(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table([pa.array(["a", "b"]), pa.array(["c", "d"])], names=["text", "text"]), tmp_path / "dup.parquet")
+    with pytest.raises(AnnotatorError, match="'text' twice"):
+        read_table(tmp_path / "dup.parquet")
+
+
 def test_a_duplicate_csv_header_is_one_line_exit_2(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from autoannotator.errors import AnnotatorError, InputWarning
 from autoannotator.hf_datasets import FEATURES, read_dataset, write_dataset
@@ -55,6 +56,7 @@ def read_table(path: str | Path, *, split: str | None = None) -> pd.DataFrame:
         elif fmt == "jsonl":
             frame = read_jsonl(path)
         else:
+            refuse_repeated_names(pq.read_schema(path).names, path)
             frame = pd.read_parquet(path)
     except UnicodeDecodeError as exc:
         raise AnnotatorError(f"{path}: not valid UTF-8 (byte {exc.start}: {exc.reason}); re-encode the file as UTF-8") from None
@@ -103,9 +105,13 @@ def refuse_duplicate_header(path: Path) -> None:
     """Raise AnnotatorError naming the first column that the CSV header names twice (pandas would silently
     rename the second to 'NAME.1')."""
     with path.open(encoding="utf-8-sig", newline="") as lines:
-        header = next(csv.reader(lines), [])
+        refuse_repeated_names(next(csv.reader(lines), []), path)
+
+
+def refuse_repeated_names(names: list[str], path: Path) -> None:
+    """Raise AnnotatorError naming the first column name that `names` (a table's header or schema) repeats."""
     seen: set[str] = set()
-    for name in header:
+    for name in names:
         if name in seen:
             raise AnnotatorError(f"{path}: the header names the column '{name}' twice; rename one")
         seen.add(name)
