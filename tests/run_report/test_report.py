@@ -63,6 +63,7 @@ def test_report_holds_every_section_with_embedded_images(hostile_run: Path, tmp_
     assert set(reasons.index) == {"gold_missing"}
     assert f"<td>gold_missing</td><td>{reasons['gold_missing']}</td>" in html
     assert re.search(r"<td>tfidf r1</td>", html)  # a refinement round ran (beta 40)
+    assert "no LLM was called" in html and "$0.0000" not in html  # gold review: no LLM cost to show, not a $0 one
 
 
 def test_report_accuracy_curve_matches_evaluate(hostile_run: Path, tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ def build_context(store: RunStore, *, gold: list[str | None] | None, gold_column
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "run_dir": str(store.path.parent),
         "routes": routes, "routes_plot": plots.routes_plot([r.name for r in routes], [r.share for r in routes]) if routes else None,
         "review": {"items": len(reviewed), "by_route": {r.name: r.items for r in routes if r.name in figures.REVIEW_SOURCES},
-                   "cost_usd": cost, "cost_per_item": cost / len(reviewed) if reviewed and cost is not None else None,
+                   "llm_used": bool(usage), "cost_usd": cost, "cost_per_item": cost / len(reviewed) if reviewed and cost is not None else None,
                    "llm_seconds": sum(u["seconds"] for u in usage.values()), "review_seconds": seconds.get("review"),
                    "total_seconds": seconds.get("total")},
         "agreement": agreement, "specialist_accuracy": agreement.accuracy(),
