@@ -47,10 +47,15 @@ def stacked_features(probs: np.ndarray) -> np.ndarray:
 
 
 def expected_calibration_error(posterior: np.ndarray, targets: np.ndarray, n_bins: int = ECE_BINS) -> float:
-    """Top-label ECE of (n, n_labels) posteriors against (n,) true label indices: sum over equal-width confidence
-    bins of |accuracy - mean confidence| weighted by the bin's share of items (Guo et al. 2017, eq. 3)."""
-    confidence = posterior.max(axis=1)
-    correct = posterior.argmax(axis=1) == targets
+    """Top-label ECE of (n, n_labels) posteriors against (n,) true label indices (see `calibration_error`)."""
+    return calibration_error(posterior.max(axis=1), posterior.argmax(axis=1) == targets, n_bins)
+
+
+def calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """ECE of (n,) confidences in [0, 1] given to labels against (n,) bool "that label is right": sum over
+    equal-width confidence bins of |accuracy - mean confidence| weighted by the bin's share of items
+    (Guo et al. 2017, eq. 3)."""
+    confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=bool)
     bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
     error = 0.0
     for b in np.unique(bins):
