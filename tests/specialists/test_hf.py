@@ -9,7 +9,8 @@ import pytest
 
 from autoannotator import AnnotatorError, Task
 from autoannotator.specialists import create_specialist, load_specialist
-from autoannotator.specialists.hf import HFSpecialist
+from autoannotator.specialists.base import options_model
+from autoannotator.specialists.hf import MIN_HELD_OUT, HFSpecialist
 from tests.specialists.conftest import accuracy
 
 FAST = {"epochs": 2, "max_length": 48, "train_batch_size": 16, "batch_size": 32, "learning_rate": 2e-4}
@@ -99,3 +100,68 @@ def test_hub_model_abstains_where_its_top_label_maps_to_null(task: Task, held_ou
     assert np.array_equal(mapped[neutral_top], np.zeros((neutral_top.sum(), 2)))
     kept = own[~neutral_top][:, [0, 2]]
     assert np.allclose(mapped[~neutral_top], kept / kept.sum(axis=1, keepdims=True), atol=1e-5)
+
+
+# A high learning rate on 100 tweets overfits within a few epochs: the held-out loss rises after its minimum.
+OVERFIT = {"max_length": 32, "train_batch_size": 16, "batch_size": 32, "learning_rate": 1e-3, "warmup_ratio": 0.0,
+           "validation_fraction": 0.25, "epochs": 6}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_early_stopping_keeps_the_weights_of_the_best_epoch_not_the_last(task: Task, seed_data, tmp_path: Path) -> None:
+    texts, labels = seed_data[0][:100], seed_data[1][:100]
+    hf = create_specialist("hf", task, patience=5, **OVERFIT).fit(texts, labels)  # patience > epochs: every epoch runs
+    log = hf.training_log_
+    losses = log["held_out_loss"]
+    assert log["held_out_items"] == 25 and log["train_items"] == 75 and log["epochs_run"] == 6 and len(losses) == 6
+    assert log["best_epoch"] == int(np.argmin(losses)) + 1
+    assert log["best_epoch"] < 6 and losses[-1] > min(losses), "precondition: a later epoch must be worse"
+    _, held_out = hf._held_out_split(hf.label_indices(labels))
+    kept = hf._held_out_loss([texts[i] for i in held_out], hf.label_indices(labels)[held_out])
+    assert kept == pytest.approx(min(losses), abs=1e-5)  # the model now is the best epoch's, not the last one
+    reloaded = load_specialist(hf.save(tmp_path / "hf"), task)
+    assert reloaded.training_log_ == log  # training.json travels with the weights
+    assert np.allclose(reloaded.predict_proba(texts[:10]), hf.predict_proba(texts[:10]), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_training_stops_after_patience_epochs_without_improvement_the_same_way_for_the_same_seed(task: Task, seed_data) -> None:
+    texts, labels = seed_data[0][:100], seed_data[1][:100]
+    first = create_specialist("hf", task, patience=1, **OVERFIT).fit(texts, labels)
+    log = first.training_log_
+    assert log["epochs_run"] == log["best_epoch"] + 1 < 6  # stopped one epoch after the best, before the maximum
+    assert len(log["held_out_loss"]) == log["epochs_run"]
+    again = create_specialist("hf", task, patience=1, **OVERFIT).fit(texts, labels)
+    assert again.training_log_ == log
+    a, b = first._model.state_dict(), again._model.state_dict()
+    assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)  # split, batch order and dropout all seeded
+
+
+@pytest.mark.slow
+def test_a_seed_too_small_to_hold_out_trains_every_epoch_on_all_of_it(task: Task, seed_data) -> None:
+    n = 10 * MIN_HELD_OUT - 20  # 10% of it is fewer than MIN_HELD_OUT items
+    texts, labels = seed_data[0][:n], seed_data[1][:n]
+    log = create_specialist("hf", task, epochs=2, max_length=32, learning_rate=2e-4).fit(texts, labels).training_log_
+    assert log == {"train_items": n, "held_out_items": 0, "held_out_loss": [], "epochs_run": 2, "best_epoch": 2}
+
+
+def test_held_out_split_is_seeded_and_stratified(task: Task, seed_data) -> None:
+    hf = create_specialist("hf", task)
+    targets = hf.label_indices(seed_data[1][:400])
+    train, held_out = hf._held_out_split(targets)
+    assert len(held_out) == 40 and len(train) == 360 and not set(train) & set(held_out)
+    assert np.array_equal(held_out, hf._held_out_split(targets)[1])
+    other = create_specialist("hf", task, seed=1)._held_out_split(targets)[1]
+    assert not np.array_equal(held_out, other)
+    share = np.bincount(targets[held_out], minlength=3) / 40
+    assert np.allclose(share, np.bincount(targets, minlength=3) / 400, atol=0.03)
+
+
+def test_fine_tuning_defaults_and_their_bounds_are_checked_by_the_options_model(task: Task) -> None:
+    defaults = options_model(HFSpecialist).model_validate({})
+    assert (defaults.learning_rate, defaults.epochs, defaults.train_batch_size, defaults.max_length) == (1e-4, 5, 16, 128)
+    assert (defaults.validation_fraction, defaults.patience) == (0.1, 1)
+    for option, value in [("validation_fraction", 1.0), ("validation_fraction", -0.1), ("patience", 0), ("epochs", 0),
+                          ("learning_rate", 0), ("train_batch_size", 0), ("warmup_ratio", 1.0)]:  # fmt: skip
+        with pytest.raises(AnnotatorError, match=f"specialist 'hf' option '{option}'"):
+            create_specialist("hf", task, **{option: value})

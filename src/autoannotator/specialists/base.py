@@ -145,7 +145,7 @@ def specialist_class(kind: str) -> type[Specialist]:
 @functools.cache
 def options_model(cls: type[Specialist]) -> type[BaseModel]:
     """A pydantic model of the keyword options a specialist kind's __init__ takes (types and defaults)."""
-    hints = typing.get_type_hints(cls.__init__)
+    hints = typing.get_type_hints(cls.__init__, include_extras=True)  # keep Annotated constraints
     fields = {
         name: (hints.get(name, Any), ... if p.default is inspect.Parameter.empty else p.default)
         for name, p in inspect.signature(cls.__init__).parameters.items()
