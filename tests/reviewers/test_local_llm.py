@@ -44,3 +44,48 @@ def test_demo_runs_with_the_embedded_llm_reviewer(task: Task, tweets_frame, seed
     assert usage["calls"] == (result.frame.label_source == "llm").sum() and usage["cost_usd"] == 0
     again = Annotator(task, specialists=["tfidf", "lexicon"], reviewer="llm", run_dir=tmp_path / "r").annotate(frame, seed=seed_frame)
     assert again.frame["label"].tolist() == result.frame["label"].tolist()
+
+
+@pytest.mark.slow
+def test_each_item_evaluates_only_its_own_tokens_and_answers_as_from_a_cold_start(task: Task, seed_frame, tweets_frame) -> None:
+    examples = [Example(text=t, label=y) for t, y in zip(seed_frame.text, seed_frame.label)]
+    reviewer = LocalLLMReviewer(task, model="gemma3-270m", examples=examples)
+    reviewer.calibration  # noqa: B018 - evaluates the few-shot prefix once
+    texts = list(tweets_frame.text.iloc[:6])
+    warm, evaluated = [], []
+    for text in texts:
+        before = reviewer.tokens_evaluated
+        warm.append(reviewer.score(text))
+        evaluated.append(reviewer.tokens_evaluated - before)
+    prefix = len(reviewer.prefix_tokens)
+    assert prefix > 100  # instruction, labels and six examples
+    assert all(0 < n <= reviewer.n_ctx - prefix and n + prefix <= reviewer.n_ctx for n in evaluated)
+    assert max(evaluated) < prefix  # no item re-evaluates the prefix (each tweet is shorter than it)
+    cold = []
+    for text in texts:
+        reviewer.llm.reset()  # what another prompt on the same model leaves: the prefix is evaluated again
+        before = reviewer.tokens_evaluated
+        cold.append(reviewer.score(text))
+        assert reviewer.tokens_evaluated - before == reviewer.last_prompt_tokens
+    for w, c in zip(warm, cold):
+        assert max(w, key=w.get) == max(c, key=c.get)
+        assert all(abs(w[name] - c[name]) < 1e-3 for name in task.label_names)
+
+
+@pytest.mark.slow
+def test_reviewer_and_embedded_chat_share_one_model_with_threads_for_shared_cpus(task: Task, seed_frame) -> None:
+    import os
+
+    from autoannotator.llm.embedded import llama_threads, load_llama
+    from autoannotator.llm.local_models import gguf_path
+
+    examples = [Example(text=t, label=y) for t, y in zip(seed_frame.text, seed_frame.label)]
+    reviewer = LocalLLMReviewer(task, model="gemma3-270m", examples=examples)
+    assert reviewer.llm is load_llama(str(gguf_path("gemma3-270m")), reviewer.n_ctx, llama_threads())  # as EmbeddedChatClient.llm
+    params = reviewer.llm.context_params
+    assert params.n_threads == params.n_threads_batch == llama_threads() <= max(len(os.sched_getaffinity(0)) // 2, 1)
+    first = reviewer.score("so happy with the new album")
+    reviewer.llm.create_completion("Write a haiku about rain:", max_tokens=4, temperature=0)  # another user of the model
+    before = reviewer.tokens_evaluated
+    assert reviewer.score("so happy with the new album") == first
+    assert reviewer.tokens_evaluated - before == reviewer.last_prompt_tokens  # its prefix was evaluated again

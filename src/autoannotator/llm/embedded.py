@@ -18,15 +18,29 @@ from autoannotator.llm.local_models import gguf_path
 from autoannotator.store import RunStore
 
 
+def llama_threads() -> int:
+    """Threads llama.cpp computes with, for single tokens and prompt batches alike: half the CPUs this process may
+    run on, at least 1 (llama-cpp-python's own default for single tokens; its default for batches is every CPU).
+
+    llama.cpp's threads wait for each other at every step of the graph; on CPUs shared with other work a thread per
+    CPU stalls at those barriers. Measured on 2 shared cores (benchmarks/results/review_throughput.md): the embedded
+    reviewer took about 1.5 s per item with 2 threads and 0.19 s with 1 at load average 11, the same answers."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(available // 2, 1)
+
+
 @functools.cache
-def load_llama(path: str, n_ctx: int):  # noqa: ANN201 - llama_cpp is an optional import
-    """One loaded model per (file, context size) in this process: chunks and specialists on the same model reuse it,
-    and llama.cpp reuses the evaluated prompt prefix (system prompt, task, examples) from one request to the next."""
+def load_llama(path: str, n_ctx: int, threads: int):  # noqa: ANN201 - llama_cpp is an optional import
+    """One loaded model per (file, context size, threads) in this process (threads: usually `llama_threads()`).
+
+    Chunks, specialists and the embedded reviewer on the same model reuse it, and llama.cpp reuses the evaluated
+    prompt prefix (system prompt, task, examples) from one request to the next while consecutive prompts share it.
+    Raises AnnotatorError when llama-cpp-python is not installed."""
     try:
         from llama_cpp import Llama
     except ImportError:
         raise AnnotatorError("the embedded LLM needs llama-cpp-python: pip install 'autoannotator[llm]'") from None
-    return Llama(model_path=path, n_ctx=n_ctx, n_threads=os.cpu_count(), verbose=False, seed=0)
+    return Llama(model_path=path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False, seed=0)
 
 
 class EmbeddedChatClient:
@@ -50,7 +64,7 @@ class EmbeddedChatClient:
 
     @property
     def llm(self):  # noqa: ANN201 - llama_cpp is an optional import
-        return load_llama(str(gguf_path(self.model)), self.n_ctx)
+        return load_llama(str(gguf_path(self.model)), self.n_ctx, llama_threads())
 
     async def complete(self, messages: list[dict], params: dict[str, Any]) -> tuple[dict, bool]:
         """(response as a dict, whether it came from the cache)."""

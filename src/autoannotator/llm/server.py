@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from autoannotator.errors import AnnotatorError
+from autoannotator.llm.embedded import llama_threads
 from autoannotator.llm.local_models import gguf_path
 
 
@@ -22,10 +23,15 @@ def free_port() -> int:
 
 @contextmanager
 def llama_server(model: str = "smollm2-135m", *, port: int | None = None, n_ctx: int = 2048, log: Path | None = None) -> Iterator[str]:
-    """Run `python -m llama_cpp.server` on 127.0.0.1 and yield its base URL (…/v1); stopped on exit."""
+    """Run `python -m llama_cpp.server` on 127.0.0.1 and yield its base URL (…/v1); stopped on exit.
+
+    The server computes with `llama_threads()` threads for single tokens and prompt batches (its own default for
+    batches is every CPU, which stalls on shared CPUs)."""
     port = port or free_port()
+    threads = str(llama_threads())
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path(model)), "--host", "127.0.0.1",
-               "--port", str(port), "--n_ctx", str(n_ctx), "--model_alias", model]  # fmt: skip
+               "--port", str(port), "--n_ctx", str(n_ctx), "--model_alias", model,
+               "--n_threads", threads, "--n_threads_batch", threads]  # fmt: skip
     sink = log.open("wb") if log else subprocess.DEVNULL
     process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
     try:

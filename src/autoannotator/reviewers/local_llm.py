@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Sequence
 from functools import cached_property
@@ -18,6 +17,7 @@ from functools import cached_property
 import numpy as np
 
 from autoannotator.errors import AnnotatorError
+from autoannotator.llm.embedded import llama_threads, load_llama
 from autoannotator.llm.local_models import gguf_path
 from autoannotator.llm.prompts import pick_examples
 from autoannotator.reviewers.base import Answer, Reviewer, ReviewItem
@@ -32,20 +32,26 @@ def one_line(text: str) -> str:
 
 
 class LocalLLMReviewer(Reviewer):
-    """Scores the labels with an embedded GGUF model (default Gemma 3 270M); no network, no cost."""
+    """Scores the labels with an embedded GGUF model (default Gemma 3 270M); no network, no cost.
+
+    `threads`: llama.cpp's threads (default `llama_threads()`, half the CPUs); `tokens_evaluated` counts the tokens
+    this reviewer ran through the model (the few-shot prefix once, then each item's own tokens)."""
 
     source = "llm"
 
     def __init__(
-        self, task: Task, *, model: str = "gemma3-270m", shots: int = 6, examples: Sequence[Example] = (), n_ctx: int = 2048
+        self, task: Task, *, model: str = "gemma3-270m", shots: int = 6, examples: Sequence[Example] = (), n_ctx: int = 2048,
+        threads: int | None = None,
     ) -> None:
         super().__init__(task)
         self.model_name = model
         self.n_shots = shots
         self.examples = pick_examples([*task.examples, *examples], shots)
         self.n_ctx = n_ctx
+        self.threads = threads
         self.store: RunStore | None = None
         self.last_prompt_tokens = 0
+        self.tokens_evaluated = 0
 
     def attach(self, store: RunStore) -> None:
         self.store = store
@@ -56,13 +62,10 @@ class LocalLLMReviewer(Reviewer):
         for stale in ("prefix", "prefix_tokens", "calibration"):
             self.__dict__.pop(stale, None)
 
-    @cached_property
+    @property
     def llm(self):  # noqa: ANN201 - llama_cpp is an optional import
-        try:
-            from llama_cpp import Llama
-        except ImportError:
-            raise AnnotatorError("the embedded LLM needs llama-cpp-python: pip install 'autoannotator[llm]'") from None
-        return Llama(model_path=str(gguf_path(self.model_name)), n_ctx=self.n_ctx, n_threads=os.cpu_count(), verbose=False, seed=0)
+        """The process's one loaded copy of the model (`load_llama`: its thread count, shared with embedded chat)."""
+        return load_llama(str(gguf_path(self.model_name)), self.n_ctx, self.threads or llama_threads())
 
     @cached_property
     def prefix(self) -> str:
@@ -93,9 +96,11 @@ class LocalLLMReviewer(Reviewer):
         return self.llm.tokenize(self.prefix.encode(), add_bos=True, special=False)
 
     def _label_probs(self, text: str) -> np.ndarray:
-        """Raw next-token probability mass of each label after 'Text: ...\nLabel:'.
+        """Raw next-token probability mass of each label after 'Text: ...\nLabel:', shape (n_labels,).
 
-        The few-shot prefix is evaluated once; each item only evaluates its own tokens after it."""
+        The few-shot prefix is evaluated once and its KV cache kept; each item only evaluates its own tokens after
+        it (`tokens_evaluated` counts what went through the model). The prefix is evaluated again only when another
+        prompt on the same model (another reviewer, an embedded chat request) replaced it."""
         import llama_cpp
 
         prefix = self.prefix_tokens
@@ -104,12 +109,14 @@ class LocalLLMReviewer(Reviewer):
         if self.llm.n_tokens < len(prefix) or list(self.llm.input_ids[: len(prefix)]) != prefix:
             self.llm.reset()
             self.llm.eval(prefix)
+            self.tokens_evaluated += len(prefix)
         self.llm.n_tokens = len(prefix)
         self.llm.eval(suffix)
+        self.tokens_evaluated += len(suffix)
         self.last_prompt_tokens = len(prefix) + len(suffix)
         logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.llm.n_vocab(),))
-        logits = logits.astype(np.float64) - logits.max()
-        probs = np.exp(logits) / np.exp(logits).sum()
+        exp = np.exp(logits.astype(np.float64) - logits.max())
+        probs = exp / exp.sum()
         return np.array([probs[ids].sum() for ids in self.label_tokens])
 
     @cached_property
