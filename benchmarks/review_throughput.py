@@ -93,6 +93,8 @@ def embedded_review(items: int, seed: int) -> list[str]:
         f"- load average (1, 5, 15 min) before: {', '.join(f'{v:.1f}' for v in load_before)}; after: "
         f"{', '.join(f'{v:.1f}' for v in load_after)} (`uptime` after: {uptime})",
         "",
+        "Settings within this table saw the same load; figures from another time on shared CPUs are not comparable.",
+        "",
         "| llama.cpp threads, prefix | s/item mean | median | p90 | prompt tokens | tokens evaluated | same label as now | max prob. gap |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
