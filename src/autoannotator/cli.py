@@ -97,7 +97,7 @@ def estimate(
     curve_folds: Annotated[int, typer.Option("--curve-folds", min=0, help="cross-fitting folds on the seed for the accuracy curve (0: none)")] = 3,
     seconds_per_review: Annotated[Optional[float], typer.Option("--seconds-per-review", min=0, help="reviewer seconds per item (default: measured or assumed, see README)")] = None,
 ) -> None:
-    """Predict the run annotate would do, paying nothing: review share, LLM calls, tokens, $ and time, with 95% intervals.
+    """Predict the run annotate would do, paying nothing but the reviewer probe (--reviewer-probe): review share, LLM calls, tokens, $ and time, with 95% intervals.
     Takes annotate's options; trains (or loads) the pool in the run directory, where the run reuses it."""
     from autoannotator.display import show_estimate
     from autoannotator.pipeline import Annotator
@@ -125,7 +125,7 @@ def evaluate(
     """Print accuracy, macro-F1, the confusion matrix, accuracy per label_source and counts per route."""
     from dataclasses import asdict
 
-    from autoannotator.display import show_estimate_vs_actual, show_evaluation, show_llm_usage
+    from autoannotator.display import show_estimate_vs_actual, show_evaluation, show_llm_usage, show_reviewer
     from autoannotator.io import read_table
     from autoannotator.report import evaluate_frame
     from autoannotator.task import Task
@@ -142,28 +142,30 @@ def evaluate(
     except AnnotatorError as exc:
         fail(str(exc))
     show_evaluation(console, evaluation)
-    usage, estimated, actual = run_figures(run_dir or default_run_dir(labeled))
+    usage, estimated, actual, reviewer = run_figures(run_dir or default_run_dir(labeled))
+    show_reviewer(console, reviewer)
     if usage:
         show_llm_usage(console, usage)
     if estimated:
         show_estimate_vs_actual(console, estimated, actual)
     if json_output:
-        scores = asdict(evaluation) | {"coverage": evaluation.coverage, "llm": usage}
+        scores = asdict(evaluation) | {"coverage": evaluation.coverage, "llm": usage} | ({"reviewer": reviewer} if reviewer else {})
         if estimated:
             scores |= {"estimate": estimated, "actual": actual}
         json_output.write_text(json.dumps(scores, indent=2), encoding="utf-8")
 
 
-def run_figures(run_dir: Path) -> tuple[dict, dict, dict]:
-    """From the run store, if there is one: LLM usage per model, the estimate made before the run (if any)
-    and the run's actual figures."""
+def run_figures(run_dir: Path) -> tuple[dict, dict, dict, dict]:
+    """From the run store, if there is one: LLM usage per model, the estimate made before the run (if any),
+    the run's actual figures and the reviewer probe's figures (if any)."""
     from autoannotator.estimate import actual_figures
+    from autoannotator.probe import probe_figures
     from autoannotator.store import STORE_FILE
 
     if not (run_dir / STORE_FILE).is_file():
-        return {}, {}, {}
+        return {}, {}, {}, {}
     with open_store(run_dir) as store:
-        return store.llm_usage(), json.loads(store.get_meta("estimate") or "{}"), actual_figures(store)
+        return store.llm_usage(), json.loads(store.get_meta("estimate") or "{}"), actual_figures(store), probe_figures(store)
 
 
 @app.command()

@@ -50,6 +50,9 @@ def _options(
     budget: Annotated[Optional[float], typer.Option("--budget", help="review this fraction of all items over the whole run, most uncertain first", rich_help_panel=ROUTING)] = None,
     mode: Annotated[str, typer.Option("--mode", help="specialists (default), or llm-only: the reviewer labels every item", rich_help_panel=ROUTING)] = "specialists",
     reviewer: Annotated[str, typer.Option("--reviewer", help="none, gold:COLUMN, llm or human", rich_help_panel=REVIEWER)] = "none",
+    reviewer_probe: Annotated[Optional[int], typer.Option("--reviewer-probe", min=0, help="seed items the reviewer labels first, to measure it against the pool (default: 100 for an LLM, 0 for gold and human; paid once)", rich_help_panel=REVIEWER)] = None,
+    review_mode: Annotated[Optional[str], typer.Option("--review-mode", help="combine: weigh the reviewer's answer by its measured confusion with the pool's posterior (default for an LLM); override: take the answer (default for gold and human)", rich_help_panel=REVIEWER)] = None,
+    require_better_reviewer: Annotated[bool, typer.Option("--require-better-reviewer", help="stop before the paid review when the probe does not show the reviewer better than the pool on uncertain items", rich_help_panel=REVIEWER)] = False,
     llm_base_url: Annotated[Optional[str], typer.Option("--llm-base-url", help="OpenAI-compatible server; none: the embedded model", rich_help_panel=LLM)] = None,
     llm_model: Annotated[Optional[str], typer.Option("--llm-model", help="model name at the server, or gemma3-270m | smollm2-135m | FILE.gguf", rich_help_panel=LLM)] = None,
     llm_api_key_env: Annotated[str, typer.Option("--llm-api-key-env", help="environment variable holding the API key", rich_help_panel=LLM)] = "OPENAI_API_KEY",
@@ -195,7 +198,8 @@ def resolve_run(options: RunOptions) -> RunPlan:
         seed = o.seed
     if "specialists" in given:
         kwargs["specialists"] = [s.strip() for s in o.specialists.split(",") if s.strip()] if o.specialists else None
-    for name in ("rule", "epsilon", "budget", "chunk_size", "seed_label_column", "reviewer", "random_seed"):
+    for name in ("rule", "epsilon", "budget", "chunk_size", "seed_label_column", "reviewer", "random_seed", "reviewer_probe", "review_mode",
+                 "require_better_reviewer"):
         if name in given:
             kwargs[name] = o.values[name]
     if refine is not None or o.beta is not None:

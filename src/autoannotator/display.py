@@ -10,7 +10,48 @@ from autoannotator.pipeline import RunSummary
 from autoannotator.report import Evaluation
 from autoannotator.specialists.base import specialist_class
 
-ROUTE_ORDER = ["consensus", "llm", "human", "gold", "unresolved"]
+ROUTE_ORDER = ["consensus", "llm", "llm+consensus", "human", "gold", "unresolved"]
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def show_reviewer(console: Console, figures: dict) -> None:
+    """The review mode and the reviewer probe's figures (`probe.ProbeAnswers.figures`): accuracy with its 95%
+    interval beside the pool's out-of-fold accuracy, on all probe items and on those the pool finds uncertain,
+    the confusion matrix and the cost."""
+    if not figures:
+        return
+    mode = figures.get("review_mode")
+    if "answer_kept" in figures:
+        mode = f"{mode} (answer kept on {figures['answer_kept']} items, overruled by the pool on {figures['answer_overruled']}: llm+consensus)"
+    if mode:
+        console.print(f"review mode: {mode}", highlight=False)
+    if figures.get("note"):
+        console.print(f"note: {figures['note']}", highlight=False)
+    if "probe_items" not in figures:
+        return
+    cost = "unknown $" if figures["cost_usd"] is None else f"${figures['cost_usd']:.4f}"
+    table = Table(title=f"reviewer probe: {figures['probe_items']} seed items, {figures['answered']} answered; cost {cost}, "
+                        f"{figures['calls']} LLM calls, {figures['seconds']:.1f} s", title_justify="left")  # fmt: skip
+    for column in ("probe items", "items", "reviewer accuracy (95% interval)", "pool accuracy (out-of-fold)"):
+        table.add_column(column, justify="left" if column == "probe items" else "right")
+    table.add_row("all", str(figures["answered"]), f"{_pct(figures['accuracy'])} ({_pct(figures['accuracy_low'])}-{_pct(figures['accuracy_high'])})",
+                  _pct(figures["pool_accuracy_on_probe"]))  # fmt: skip
+    table.add_row("uncertain to the pool", str(figures["uncertain_probe_items"]),
+                  f"{_pct(figures['accuracy_on_uncertain_probe'])} ({_pct(figures['accuracy_on_uncertain_low'])}-{_pct(figures['accuracy_on_uncertain_high'])})",
+                  _pct(figures["pool_accuracy_on_uncertain_probe"]))  # fmt: skip
+    console.print(table)
+    matrix = Table(title="reviewer's confusion on the probe (rows: true label, columns: its answer)", title_justify="left")
+    matrix.add_column("true \\ answer")
+    for label in figures["labels"]:
+        matrix.add_column(label, justify="right")
+    for label, row in zip(figures["labels"], figures["confusion"]):
+        matrix.add_row(label, *(str(n) for n in row))
+    console.print(matrix)
+    if figures["weaker_than_pool"]:
+        console.print("[yellow]the reviewer is not shown better than the pool on the items it will see (interval included)[/yellow]")
 
 
 def show_consensus(console: Console, summary: RunSummary) -> None:
@@ -47,6 +88,7 @@ def show_summary(console: Console, summary: RunSummary) -> None:
     if summary.budget_target is not None:
         console.print(f"review budget: target {summary.budget_target:.1%} of all items, realised {summary.review_fraction:.1%}")
     show_consensus(console, summary)
+    show_reviewer(console, summary.reviewer)
     if summary.reasons:
         console.print("unresolved by reason: " + ", ".join(f"{reason} {n}" for reason, n in summary.reasons.items()))
     if summary.llm:
@@ -137,7 +179,8 @@ FIGURE_FORMATS = {"review_fraction": "{:.1%}", "llm_calls": "{:,.0f}", "prompt_t
 
 def show_estimate(console: Console, estimate: Estimate) -> None:
     """The predicted figures with their 95% intervals, the notes on assumptions, and the seed's accuracy curve."""
-    table = Table(title=f"estimate for {estimate.n_items:,} items (sample of {estimate.n_sampled:,}; nothing paid)", title_justify="left")
+    paid = "nothing paid but the reviewer probe" if estimate.reviewer.get("calls") else "nothing paid"
+    table = Table(title=f"estimate for {estimate.n_items:,} items (sample of {estimate.n_sampled:,}; {paid})", title_justify="left")
     for column in ("figure", "estimate", "95% low", "95% high"):
         table.add_column(column, justify="left" if column == "figure" else "right")
     for name in (*FIGURES, "seconds_specialists", "seconds_reviewer"):
@@ -159,6 +202,7 @@ def show_estimate(console: Console, estimate: Estimate) -> None:
             curve.add_row(f"{point['review_fraction']:.1%}", f"{point['accuracy']:.3f}", f"{point['consensus_accuracy']:.3f}",
                           "your routing" if point["configured"] else "")  # fmt: skip
         console.print(curve)
+    show_reviewer(console, estimate.reviewer)
 
 
 def show_estimate_vs_actual(console: Console, estimate: dict, actual: dict) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from autoannotator.consensus import Rule, decide
+from autoannotator.reviewer_skill import accuracy_interval
 from autoannotator.reviewers.base import Reviewer
 from autoannotator.store import RunStore
 from autoannotator.task import Task
@@ -60,10 +61,8 @@ def proportion_interval(k: int, m: int, population: int) -> Interval:
         return Interval.exact(0.0)
     if m >= population:
         return Interval.exact(k / m)
-    from scipy.stats import binomtest
-
-    ci = binomtest(k, m).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
-    return Interval(k / m, float(ci.low), float(ci.high))
+    share = accuracy_interval(k, m, CONFIDENCE)
+    return Interval(share.value, share.low, share.high)
 
 
 def mean_interval(values: Sequence[float]) -> Interval:
@@ -197,6 +196,7 @@ class Estimate:
     tokenizer: str | None = None
     notes: list[str] = field(default_factory=list)
     curve: list[dict] = field(default_factory=list)
+    reviewer: dict[str, Any] = field(default_factory=dict)  # the review mode and the reviewer probe's figures (probe.ProbeAnswers.figures)
 
     def to_dict(self) -> dict[str, Any]:
         """Flat figures (`review_fraction`, `review_fraction_low`, `review_fraction_high`, ...) plus the rest."""
@@ -205,14 +205,14 @@ class Estimate:
             value = getattr(self, name)
             out |= {name: value.value, f"{name}_low": value.low, f"{name}_high": value.high}
         return out | {"seconds_training": self.seconds_training, "model": self.model, "tokenizer": self.tokenizer,
-                      "notes": self.notes, "curve": self.curve}  # fmt: skip
+                      "notes": self.notes, "curve": self.curve, "reviewer": self.reviewer}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Estimate:
         figures = {name: Interval(data[name], data[f"{name}_low"], data[f"{name}_high"])
                    for name in (*FIGURES, "seconds_specialists", "seconds_reviewer")}  # fmt: skip
         rest = {k: data[k] for k in ("n_items", "n_sampled", "seconds_training", "model", "tokenizer", "notes", "curve")}
-        return cls(**figures, **rest)
+        return cls(**figures, **rest, reviewer=data.get("reviewer", {}))
 
 
 def predict(

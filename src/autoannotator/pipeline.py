@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import time
+import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -16,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from autoannotator.budget import budget_route
-from autoannotator.consensus import RULES, Rule
-from autoannotator.errors import AnnotatorError
+from autoannotator.consensus import RULES, Rule, decide
+from autoannotator.errors import AnnotatorError, InputWarning
 from autoannotator.estimate import Estimate, accuracy_curve, predict, reviewer_costs
 from autoannotator.executors import Executor, create_executor
 from autoannotator.io import read_table, rename_columns, write_table
@@ -26,20 +27,23 @@ from autoannotator.progress import progress_bar
 from autoannotator.reasons import count_reasons, unresolved_reason
 from autoannotator.randomness import use_deterministic_kernels
 from autoannotator.run_lock import run_lock
+from autoannotator.probe import DEFAULT_PROBE, PROBE_KEY, ProbeAnswers, guard_line, probe_indices
 from autoannotator.refine import RESCORE_KEY, Labeled, RefineSettings, Refiner
 from autoannotator.scoring import DRIVER_ROUTES, ConsensusSettings, Scored
+from autoannotator.reviewer_skill import NO_ANSWER, combine
 from autoannotator.reviewers import Reviewer, ReviewItem, create_reviewer
 from autoannotator.reviewers.gold import GoldReviewer
 from autoannotator.specialists import Specialist, create_specialist, load_specialist
 from autoannotator.specialists.base import check_remote_code, options_model, specialist_class
 from autoannotator.stacking import AGGREGATOR_DIR, Aggregator, fit_aggregator
 from autoannotator.stacking import out_of_fold_probs as cross_fitted_probs
-from autoannotator.store import ItemRecord, RunStore
+from autoannotator.store import COMBINED_SOURCE, ItemRecord, RunStore
 from autoannotator.task import Example, SpecialistSpec, Task
 
 OUTPUT_COLUMNS = ["label", "label_source", "uncertainty", "votes", "reviewed_label", "consensus_label", "reason"]
 DEFAULT_SPECIALISTS = ("tfidf", "embedding", "lexicon")
 Mode = Literal["specialists", "llm-only"]
+ReviewMode = Literal["combine", "override"]
 
 
 @dataclass
@@ -70,6 +74,7 @@ class RunSummary:
     rule: str = "vote"  # the consensus rule used (the vote rule when --rule learned had no seed)
     consensus: dict[str, Any] = field(default_factory=dict)  # rule 'learned': its cross-validated ECE, folds, weights; or why it fell back
     budget_target: float | None = None  # --budget: the share of all items meant for review (realised: review_fraction)
+    reviewer: dict[str, Any] = field(default_factory=dict)  # the review mode and the reviewer probe's figures (probe.ProbeAnswers.figures)
 
     @property
     def review_fraction(self) -> float:
@@ -142,6 +147,14 @@ class Annotator:
     `allow_remote_code` is the one decision (the command line's `--trust-remote-code`) for every model the run
     loads: a specialist asking for `trust_remote_code` (in the task file, a pipeline, a saved folder's
     specialist.json) is refused with AnnotatorError unless it is True.
+
+    `reviewer_probe` N (default 100 for an LLM reviewer, 0 for gold and human): with a seed, the reviewer first
+    answers N seed items, measured against the pool (`autoannotator.probe`; figures in the summary's
+    `reviewer`). `review_mode` 'combine' (default for an LLM) concludes each reviewed item's label from the
+    pool's posterior and the reviewer's measured confusion (`autoannotator.reviewer_skill.combine`);
+    'override' (default for gold and human) takes the answer. `require_better_reviewer`: raise AnnotatorError
+    before any review when the probe does not show the reviewer better than the pool on uncertain items
+    (otherwise an InputWarning says so).
     """
 
     def __init__(
@@ -166,6 +179,9 @@ class Annotator:
         allow_remote_code: bool = False,
         random_seed: int | None = None,
         deterministic: bool = False,
+        reviewer_probe: int | None = None,
+        review_mode: ReviewMode | None = None,
+        require_better_reviewer: bool = False,
     ) -> None:
         self.task = task
         self.allow_remote_code = allow_remote_code
@@ -203,6 +219,7 @@ class Annotator:
             self.reviewer = create_reviewer(reviewer, task, reviewer_options)
         model = (reviewer_options or {}).get("model") if self.reviewer is not None and self.reviewer.source == "llm" else None
         self.reviewer_name = (reviewer if isinstance(reviewer, str) else reviewer.source if reviewer else "none") + (f" ({model})" if model else "")
+        self._set_review_mode(reviewer_probe, review_mode, require_better_reviewer)
         if rule not in RULES:
             raise AnnotatorError(f"unknown rule '{rule}' (use {', '.join(RULES)})")
         if epsilon is not None and not 0.0 <= epsilon <= 1.0:
@@ -235,6 +252,29 @@ class Annotator:
         self.aggregator: Aggregator | None = None
         self.consensus_note: dict[str, Any] = {}
         self.seed_rationales: dict[str, str] = {}  # item text -> worked solution, from a multiple-choice seed file
+        self._seed_oof: tuple[tuple[list[str], list[str]], np.ndarray, np.ndarray] | None = None  # seed, its out-of-fold probs, targets
+        self._posteriors: dict[int, np.ndarray] = {}  # row -> the pool's posterior, kept from scoring until the item is reviewed
+
+    def _set_review_mode(self, probe: int | None, mode: ReviewMode | None, require_better: bool) -> None:
+        """The reviewer probe's size and the review mode, defaulting by reviewer: an LLM is probed on
+        DEFAULT_PROBE seed items and combined with the pool; gold and human answers are not probed and override."""
+        is_llm = self.reviewer is not None and self.reviewer.source == "llm"
+        self.reviewer_probe = (DEFAULT_PROBE if is_llm else 0) if probe is None else probe
+        self.review_mode: ReviewMode = mode or ("combine" if is_llm else "override")
+        self.require_better_reviewer = require_better
+        if self.review_mode not in ("combine", "override"):
+            raise AnnotatorError(f"unknown review mode '{self.review_mode}' (use combine or override)")
+        if self.reviewer_probe < 0:
+            raise AnnotatorError(f"--reviewer-probe is a number of seed items, got {self.reviewer_probe}")
+        if self.reviewer_probe and isinstance(self.reviewer, GoldReviewer):
+            raise AnnotatorError("the gold reviewer reads the input's column, which seed items do not have: leave out --reviewer-probe")
+        if self.reviewer_probe and self.reviewer is None:
+            raise AnnotatorError("--reviewer-probe measures the reviewer: give one (--reviewer llm or human)")
+        if require_better and not self.reviewer_probe:
+            raise AnnotatorError("--require-better-reviewer judges the reviewer by its probe: give --reviewer-probe N (N > 0) and a seed")
+        self.confusion: np.ndarray | None = None  # the reviewer's measured confusion (from the probe), for combine
+        self.probe_answers: ProbeAnswers | None = None
+        self.reviewer_note: dict[str, Any] = {}
 
     def annotate(
         self,
@@ -294,6 +334,7 @@ class Annotator:
                 rounds=store.rounds(), run_dir=str(self.run_dir), output=None if output is None else str(output), random_seed=self.random_seed,
                 not_refined=[name for name, s in self.specialists.items() if not s.trainable] if self.refiner else [],
                 rule=self.used_rule, consensus=self.consensus_note, budget_target=self.budget,
+                reviewer=self.reviewer_note | self._combined_counts(store),
             )  # fmt: skip
             return AnnotationResult(frame=labeled, summary=summary)
         finally:
@@ -309,8 +350,8 @@ class Annotator:
         seconds_per_review: float | None = None,
         split: str | None = None,
     ) -> Estimate:
-        """Predict what `annotate(data, seed=seed)` would send to review, ask the LLM, pay and take, without
-        paying anything: the pool is trained (or loaded) and saved in run_dir, so the run that follows reuses it;
+        """Predict what `annotate(data, seed=seed)` would send to review, ask the LLM, pay and take, paying
+        nothing but the reviewer probe (`reviewer_probe` seed items, asked once: the run reuses the answers): the pool is trained (or loaded) and saved in run_dir, so the run that follows reuses it;
         a seeded random sample of `sample` items is scored; the reviewer's prompts for its hard items are
         counted (`estimate.reviewer_costs`). With a seed file, the curve of accuracy against review share is
         predicted by `curve_folds`-fold cross-fitting on the seed (0: no curve). The estimate is kept in the run
@@ -355,6 +396,7 @@ class Annotator:
                 already_reviewed=reviewed, already_waiting=waiting, seconds_per_item=per_item, costs=costs, distinct_share=distinct,
                 seconds_training=sum(v for k, v in seconds.items() if k.startswith("fit:")), curve=curve,
             )  # fmt: skip
+            estimate.reviewer = self.reviewer_note
             with store.transaction():
                 store.set_meta("estimate", json.dumps(estimate.to_dict()))
             store.finish_session()
@@ -416,7 +458,83 @@ class Annotator:
             self._prepare_aggregator(store, seed_data, seconds)
         if self.reviewer is not None and examples:
             self.reviewer.use_examples(examples)
+        self._probe_reviewer(store, seed_data, seconds)
         return seed_data
+
+    def _probe_reviewer(self, store: RunStore, seed_data: tuple[list[str], list[str]] | None, seconds: dict[str, float]) -> None:
+        """The reviewer probe (`autoannotator.probe`): the reviewer answers `reviewer_probe` random seed items (never
+        its own few-shot examples) before any paid review; their figures go to the summary, their confusion to
+        combine, and the guard warns (or, with require_better_reviewer, stops) when the reviewer is not shown
+        better than the pool on the items the pool finds uncertain. Kept in the store (meta PROBE_KEY): a resumed
+        run reads it back, and the reviewer's own cache makes a probe cut short pay only what it had not asked."""
+        self.reviewer_note = {"review_mode": self.review_mode} if self.reviewer is not None else {}
+        if self.reviewer is None:
+            return None
+        if self.mode != "specialists":
+            return self._without_probe("--mode llm-only: no pool to measure the reviewer against or combine with")
+        if not self.reviewer_probe:
+            return self._without_probe("no probe (--reviewer-probe 0)")
+        if seed_data is None or (self.seed_reviewer is not None and not isinstance(self.seed_reviewer, GoldReviewer)):
+            return self._without_probe("no probe: it needs a seed with known labels (--seed or --seed-label gold:COLUMN)")
+        stored = json.loads(store.get_meta(PROBE_KEY) or "null")
+        if stored is not None and stored["requested"] == self.reviewer_probe:
+            answers = ProbeAnswers(**stored)
+        else:
+            answers = self._ask_probe(store, seed_data, seconds)
+            with store.transaction():
+                store.set_meta(PROBE_KEY, json.dumps(answers.to_dict()))
+        figures = answers.figures()
+        self.reviewer_note |= figures
+        if self.review_mode == "combine":
+            self.confusion, self.probe_answers = answers.confusion(), answers
+        if figures["weaker_than_pool"]:
+            line = f"the reviewer is not shown better than the specialists: {guard_line(figures)}"
+            if self.require_better_reviewer:
+                raise AnnotatorError(f"--require-better-reviewer: {line}; stopped before the review (the probe is kept: a rerun pays nothing for it)")
+            warnings.warn(f"{line}; its answers are {'combined with the pool by its measured confusion' if self.review_mode == 'combine' else 'taken as they are (--review-mode override)'}",
+                          InputWarning, stacklevel=2)  # fmt: skip
+
+    def _without_probe(self, why: str) -> None:
+        """No probe (`why`): combine has no measured confusion, so the reviewer's answers override (and the summary says so)."""
+        if self.review_mode == "combine":
+            self.reviewer_note = {"review_mode": "override", "note": f"{why}; combine needs the reviewer's measured confusion, so its answers override"}
+
+    def _ask_probe(self, store: RunStore, seed_data: tuple[list[str], list[str]], seconds: dict[str, float]) -> ProbeAnswers:
+        """Ask the reviewer about the probe's seed items and set its answers beside the pool's out-of-fold labels
+        (cross-fitted on the seed as the learned rule is) and the run's routing of them."""
+        started = time.perf_counter()
+        texts, labels = seed_data
+        shown = {example.text for example in self.reviewer.examples}
+        picked = probe_indices(len(texts), self.reviewer_probe, self.random_seed, exclude=[i for i, t in enumerate(texts) if t in shown])
+        probs, targets = self._seed_out_of_fold(seed_data)
+        settings = self._settings()
+        epsilon = None if settings.epsilon == DRIVER_ROUTES else settings.epsilon
+        outcome = decide(probs[:, picked], rule=self.used_rule, epsilon=epsilon, budget=self.budget, aggregator=self.aggregator)
+        names = self.task.label_names
+        before = store.llm_usage()
+        queue = [ReviewItem(row=-1 - i, item_id=f"probe-{i}", text=texts[i], votes={}, consensus_label=names[int(outcome.labels[j])])
+                 for j, i in enumerate(picked)]  # fmt: skip
+        self.reviewer.attach(store)
+        given = self.reviewer.review(queue)
+        after = store.llm_usage()
+        calls = sum(int(u["calls"]) for u in after.values()) - sum(int(u["calls"]) for u in before.values())
+        costs = [u["cost_usd"] for u in after.values()]
+        cost = None if None in costs else sum(costs) - sum(u["cost_usd"] or 0.0 for u in before.values())
+        seconds["probe"] = seconds.get("probe", 0.0) + time.perf_counter() - started
+        return ProbeAnswers(
+            requested=self.reviewer_probe, seed_index=picked, true=[int(targets[i]) for i in picked],
+            answer=[names.index(a.label) if a.label in names else NO_ANSWER for a in given], pool=[int(v) for v in outcome.labels],
+            uncertain=[bool(h) for h in outcome.hard], labels=list(names), cost_usd=None if cost is None else round(cost, 6), calls=calls,
+            seconds=time.perf_counter() - started, label_counts=np.bincount(targets, minlength=len(names)).tolist(),
+        )  # fmt: skip
+
+    def _seed_out_of_fold(self, seed_data: tuple[list[str], list[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """(k, n_seed, n_labels) out-of-fold pool probabilities on the seed and (n_seed,) targets (those the learned
+        rule's fit computed, when it ran in this session on this seed)."""
+        if self._seed_oof is None or self._seed_oof[0] != seed_data:
+            probs, targets = cross_fitted_probs(self.specialists, self._trained_on_seed(), *seed_data, seed=self.random_seed)
+            self._seed_oof = (seed_data, probs, targets)
+        return self._seed_oof[1], self._seed_oof[2]
 
     @property
     def used_rule(self) -> Rule:
@@ -448,6 +566,7 @@ class Annotator:
         the run's active one (store meta 'aggregator', read by resumed runs; Ray actors get its folder)."""
         t0 = time.perf_counter()
         probs, targets = cross_fitted_probs(self.specialists, self._trained_on_seed(), *data, seed=self.random_seed)
+        self._seed_oof = (data, probs, targets)
         fit_aggregator(probs, targets, list(self.specialists), seed=self.random_seed).save(self.run_dir / relative)
         with store.transaction():
             store.set_meta("aggregator", relative)
@@ -628,6 +747,8 @@ class Annotator:
                 outcomes = self._route_by_budget(store, outcomes, len(items))
             for i, outcome in zip(scored, outcomes):
                 records.append(self._record(rows[i], items, outcome))
+                if outcome.hard and self.confusion is not None and self.used_rule == "learned" and outcome.posterior:
+                    self._posteriors[rows[i]] = np.array(outcome.posterior)
         t0 = time.perf_counter()
         store.save_items(sorted(records, key=lambda r: r.row))
         seconds["store"] = seconds.get("store", 0.0) + time.perf_counter() - t0
@@ -664,11 +785,55 @@ class Annotator:
         answers = self.reviewer.review(queue)
         if not self.reviewer.saves_own_answers:
             source = self.reviewer.source
+            combined = self._combined(store, queue, answers, seconds)
             store.save_reviews(
-                (item.row, source, a.label, a.probs, a.detail if a.reason is None else a.detail | {"reason": a.reason})
-                for item, a in zip(queue, answers)
-            )
+                ((item.row, source, a.label, a.probs, a.detail | ({"reason": a.reason} if a.reason else {})
+                  | ({"combined": combined[item.row][1]} if item.row in combined else {}))
+                 for item, a in zip(queue, answers)),
+                concluded={row: label for row, (label, _) in combined.items()},
+            )  # fmt: skip
         seconds["review"] = seconds.get("review", 0.0) + time.perf_counter() - t0
+
+    def _combined(
+        self, store: RunStore, queue: list[ReviewItem], answers: list, seconds: dict[str, float]
+    ) -> dict[int, tuple[str, dict[str, float]]]:  # fmt: skip
+        """--review-mode combine: row -> (the label the run concludes, the combined posterior) for each answered item:
+        the argmax of the pool's posterior times the reviewer's measured P(answer | label) (`reviewer_skill.combine`).
+        The pool's posterior: rule 'learned', the aggregator's (kept from scoring, else the pool scores the item
+        again: a resumed run); other rules, from the consensus label and the pool's skill measured by the probe
+        (`ProbeAnswers.pool_posterior`). Empty in override mode, without a measured confusion, or for the
+        cold-start seed reviewer."""
+        if self.confusion is None or self.probe_answers is None or self.reviewer is self.seed_reviewer:
+            return {}
+        names = self.task.label_names
+        answered = [(item, a) for item, a in zip(queue, answers) if a.label in names]
+        if not answered:
+            return {}
+        if self.used_rule == "learned":
+            pool = self._pool_posteriors(store, [item for item, _ in answered], seconds)
+        else:
+            pool = self.probe_answers.pool_posterior(np.array([names.index(i.consensus_label) if i.consensus_label in names else NO_ANSWER
+                                                               for i, _ in answered], dtype=int))  # fmt: skip
+        posterior = combine(pool, np.array([names.index(a.label) for _, a in answered], dtype=int), self.confusion)
+        return {item.row: (names[int(p.argmax())], {n: round(float(v), 4) for n, v in zip(names, p)}) for (item, _), p in zip(answered, posterior)}
+
+    def _pool_posteriors(self, store: RunStore, items: list[ReviewItem], seconds: dict[str, float]) -> np.ndarray:
+        """(n, n_labels) the learned aggregator's posterior for `items`: kept from scoring, else scored again (a
+        resumed run; a Ray block written before posteriors were kept has none: zeros, which combine reads as uniform)."""
+        missing = [item for item in items if item.row not in self._posteriors]
+        if missing:
+            outcomes = self._score(store, [i.row for i in missing], [i.text for i in missing], [i.item_id for i in missing], self._settings(), seconds)
+            n_labels = len(self.task.label_names)
+            self._posteriors |= {item.row: np.array(o.posterior or [0.0] * n_labels) for item, o in zip(missing, outcomes)}
+        return np.stack([self._posteriors.pop(item.row) for item in items])
+
+    def _combined_counts(self, store: RunStore) -> dict[str, int]:
+        """In combine mode: answered items whose label is the reviewer's answer, and those where the combination
+        kept another label (label_source llm+consensus)."""
+        if self.confusion is None:
+            return {}
+        counts = store.count_by_source()
+        return {"answer_kept": counts.get(self.reviewer.source, 0), "answer_overruled": counts.get(COMBINED_SOURCE, 0)}
 
     def _reasons(self, store: RunStore) -> dict[int, str]:
         """Row -> why the item stayed unresolved (see `autoannotator.reasons`), for every item without a label."""

@@ -45,6 +45,7 @@ class Scored:
     uncertainty: float
     votes: dict[str, dict]
     unanimous: bool = False  # every specialist voted, all for the same label (under any rule)
+    posterior: tuple[float, ...] = ()  # (n_labels,) the pool's probabilities: the learned aggregator's, else the voters' mean
 
 
 def votes_of(
@@ -82,6 +83,7 @@ def score(
         majority = labels[result.labels[j]] if column.max() >= 0 else None
         out.append(Scored(hard=bool(result.hard[j]) or majority is None, consensus_label=majority,
                           uncertainty=round(float(result.uncertainty[j]), 6), votes=votes_of(result, stacked, j, names, labels, details),
-                          unanimous=bool(column.min() >= 0 and (column == column[0]).all())))  # fmt: skip
+                          unanimous=bool(column.min() >= 0 and (column == column[0]).all()),
+                          posterior=tuple(round(float(p), 6) for p in result.mean_probs[j])))  # fmt: skip
     seconds["consensus"] = seconds.get("consensus", 0.0) + time.perf_counter() - started
     return out

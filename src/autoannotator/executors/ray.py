@@ -51,13 +51,14 @@ class PoolScorer:
             "uncertainty": [o.uncertainty for o in outcomes],
             "votes": [json.dumps(o.votes) for o in outcomes],
             "unanimous": [o.unanimous for o in outcomes],
+            "posterior": [json.dumps(o.posterior) for o in outcomes],
         })  # fmt: skip
 
 
 def scored_from_frame(frame: pd.DataFrame) -> dict[int, Scored]:
     return {
         int(r.row): Scored(hard=bool(r.hard), consensus_label=r.consensus_label, uncertainty=float(r.uncertainty),
-                           votes=json.loads(r.votes), unanimous=bool(r.unanimous))
+                           votes=json.loads(r.votes), unanimous=bool(r.unanimous), posterior=tuple(json.loads(getattr(r, "posterior", "[]"))))
         for r in frame.itertuples()
     }  # fmt: skip
 

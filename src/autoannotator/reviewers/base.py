@@ -42,6 +42,7 @@ class Reviewer(ABC):
 
     source: ClassVar[str]
     saves_own_answers: ClassVar[bool] = False  # True: it writes each answer to the store as it is given
+    examples: Sequence[Example] = ()  # the labeled examples it shows in its prompts (the reviewer probe never asks about them)
 
     def __init__(self, task: Task) -> None:
         self.task = task

@@ -12,8 +12,8 @@ import numpy as np
 from autoannotator.store import ItemRecord
 
 REVIEWER = "reviewer"
-REVIEW_SOURCES = ("llm", "human", "gold")
-ROUTE_ORDER = ("consensus", "llm", "human", "gold", "unresolved")
+REVIEW_SOURCES = ("llm", "llm+consensus", "human", "gold")
+ROUTE_ORDER = ("consensus", "llm", "llm+consensus", "human", "gold", "unresolved")
 
 
 @dataclass

@@ -15,6 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from autoannotator.errors import AnnotatorError
 from autoannotator.io import read_table
+from autoannotator.probe import probe_figures
 from autoannotator.reasons import REASONS, unresolved_reason
 from autoannotator.run_report import figures, plots
 from autoannotator.store import STORE_FILE, RunStore
@@ -83,7 +84,7 @@ def build_context(store: RunStore, *, gold: list[str | None] | None, gold_column
         "rounds_plot": plots.rounds_plot([n for n, _ in candidates], [v["gate_before"] for _, v in candidates],
                                          [v["gate_after"] for _, v in candidates]) if candidates else None,
         "ledger": [asdict(row) for row in figures.ledger(usage, store.llm_latencies())],
-        "unresolved": figures.unresolved_by_reason(items, reasons), "reason_help": REASONS,
+        "unresolved": figures.unresolved_by_reason(items, reasons), "reason_help": REASONS, "probe": probe_figures(store),
     }  # fmt: skip
 
 

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from autoannotator.run_report.figures import Agreement, BudgetCurve  # noqa: E402
 
 STYLE = {"text.parse_math": False, "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
-ROUTE_COLOURS = {"consensus": "#4c78a8", "llm": "#f58518", "human": "#54a24b", "gold": "#b79a20", "unresolved": "#9d9d9d"}
+ROUTE_COLOURS = {"consensus": "#4c78a8", "llm": "#f58518", "llm+consensus": "#e45756", "human": "#54a24b", "gold": "#b79a20", "unresolved": "#9d9d9d"}
 
 
 @contextmanager

@@ -10,13 +10,13 @@ part's methods under their own names too.
 from __future__ import annotations
 
 from autoannotator.store.database import SCHEMA_VERSION, STORE_FILE, Database, now
-from autoannotator.store.items import ItemRecord, ItemTable
+from autoannotator.store.items import COMBINED_SOURCE, ItemRecord, ItemTable
 from autoannotator.store.llm_ledger import LLMLedger
 from autoannotator.store.reviews import ReviewLog
 from autoannotator.store.run_store import RunStore
 from autoannotator.store.versions import SpecialistVersions
 
 __all__ = [
-    "SCHEMA_VERSION", "STORE_FILE", "Database", "ItemRecord", "ItemTable", "LLMLedger", "ReviewLog", "RunStore",
+    "COMBINED_SOURCE", "SCHEMA_VERSION", "STORE_FILE", "Database", "ItemRecord", "ItemTable", "LLMLedger", "ReviewLog", "RunStore",
     "SpecialistVersions", "now",
 ]  # fmt: skip

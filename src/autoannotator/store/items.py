@@ -12,6 +12,15 @@ import numpy as np
 from autoannotator.store.database import Database, all_agreed, mean_confidence, now
 
 REVIEWED = "state = 'done' AND label_source IN ('gold', 'llm', 'human') AND seed = 0"
+# An LLM-reviewed item whose label is not the reviewer's answer (--review-mode combine kept the pool's label) is
+# stored with label_source 'llm' and read as COMBINED_SOURCE: the route is derived from what is stored.
+COMBINED_SOURCE = "llm+consensus"
+ROUTE = f"CASE WHEN label_source = 'llm' AND label IS NOT reviewed_label THEN '{COMBINED_SOURCE}' ELSE label_source END"
+
+
+def route_of(label_source: str, label: str | None, reviewed_label: str | None) -> str:
+    """The route an item's label came by (the SQL expression ROUTE, in Python)."""
+    return COMBINED_SOURCE if label_source == "llm" and label != reviewed_label else label_source
 
 
 @dataclass
@@ -37,7 +46,7 @@ def record_from_row(row: sqlite3.Row) -> ItemRecord:
     """An `items` table row as an ItemRecord."""
     return ItemRecord(
         row=row["row"], item_id=row["item_id"], text_hash=row["text_hash"], state=row["state"], label=row["label"],
-        label_source=row["label_source"], consensus_label=row["consensus_label"], uncertainty=row["uncertainty"],
+        label_source=route_of(row["label_source"], row["label"], row["reviewed_label"]), consensus_label=row["consensus_label"], uncertainty=row["uncertainty"],
         votes=json.loads(row["votes"]), reviewed_label=row["reviewed_label"], text=row["text"],
         unanimous=bool(row["unanimous"]), seed=bool(row["seed"]),
     )  # fmt: skip
@@ -103,8 +112,8 @@ class ItemTable:
         return self.db.conn.execute("SELECT COUNT(*) FROM items WHERE label IS NOT NULL").fetchone()[0]
 
     def count_by_source(self) -> dict[str, int]:
-        cursor = self.db.conn.execute("SELECT label_source, COUNT(*) AS n FROM items GROUP BY label_source")
-        return {r["label_source"]: r["n"] for r in cursor}
+        cursor = self.db.conn.execute(f"SELECT {ROUTE} AS route, COUNT(*) AS n FROM items GROUP BY route")
+        return {r["route"]: r["n"] for r in cursor}
 
     def unresolved_states(self) -> dict[int, tuple[str, str | None]]:
         """Row -> (state, reason logged with its newest answer, or None) of every item without a label."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from autoannotator.store.database import Database, now
 from autoannotator.store.items import ItemRecord, record_from_row
@@ -16,12 +16,17 @@ class ReviewLog:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def save_reviews(self, answers: Iterable[tuple[int, str, str | None, dict | None, dict]]) -> int:
+    def save_reviews(
+        self, answers: Iterable[tuple[int, str, str | None, dict | None, dict]], concluded: Mapping[int, str] | None = None
+    ) -> int:
         """Log (row, reviewer, label, probs, detail) answers and settle pending items that got a label.
 
-        One transaction. An item is settled once: an answer for an item that is no longer pending
-        is logged but changes nothing. Returns how many items were settled.
+        The item's `reviewed_label` is the answer; its `label` is the answer too, or `concluded[row]` when given
+        (the label the run concluded from the answer, --review-mode combine). One transaction. An item is
+        settled once: an answer for an item that is no longer pending is logged but changes nothing. Returns
+        how many items were settled.
         """
+        concluded = concluded or {}
         settled = 0
         with self.db.transaction() as conn:
             for row, reviewer, label, probs, detail in answers:
@@ -33,7 +38,7 @@ class ReviewLog:
                     cur = conn.execute(
                         "UPDATE items SET state = 'done', label = ?, reviewed_label = ?, label_source = ?, updated_at = ?"
                         " WHERE row = ? AND state = 'pending_review'",
-                        (label, label, reviewer, now(), row),
+                        (concluded.get(row, label), label, reviewer, now(), row),
                     )
                     settled += cur.rowcount
         return settled
