@@ -51,7 +51,8 @@ def test_estimate_predicts_the_real_run_of_the_bundled_example(tmp_path: Path, b
     guess = json.loads((tmp_path / "estimate.json").read_text())
     assert set(FIGURES) | {f"{f}_{end}" for f in FIGURES for end in ("low", "high")} <= set(guess)
     assert all(isinstance(guess[f], float | int) for f in FIGURES)
-    assert not (tmp_path / "answered.jsonl").exists()  # nothing was asked, so nothing paid
+    asked = (tmp_path / "answered.jsonl").read_text().splitlines()
+    assert len(asked) == guess["reviewer"]["calls"] == guess["reviewer"]["probe_items"] == 100  # nothing asked but the reviewer probe
 
     ran = runner.invoke(app, ["annotate", *args, "--quiet"])
     assert ran.exit_code == 0, ran.output
@@ -117,14 +118,15 @@ def test_estimate_with_the_embedded_llm_counts_its_own_tokens_and_pays_nothing(t
     tweets_frame.iloc[:150].to_csv(tmp_path / "tweets.csv", index=False)
     args = ["estimate", "--task", str(EXAMPLE / "task.yaml"), "--input", str(tmp_path / "tweets.csv"), "--seed", str(EXAMPLE / "seed.csv"),
             "--specialists", "tfidf,lexicon", "--reviewer", "llm", "--llm-model", "smollm2-135m", "--output", str(tmp_path / "out.csv"),
-            "--sample", "60", "--curve-folds", "0", "--json", str(tmp_path / "e.json")]  # fmt: skip
+            "--sample", "60", "--curve-folds", "0", "--json", str(tmp_path / "e.json"), "--reviewer-probe", "10"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     guess = json.loads((tmp_path / "e.json").read_text())
     assert guess["tokenizer"] == "llama.cpp:smollm2-135m" and guess["prompt_tokens"] > 50 * guess["llm_calls"] > 0
     assert guess["cost_usd"] == 0 and guess["seconds_reviewer"] > 0 and guess["curve"] == []
     store = RunStore(tmp_path / "out.csv.run" / STORE_FILE)
-    assert store.llm_usage() == {} and store.count_by_state() == {}  # nothing asked, nothing labeled: only the pool is saved
+    assert store.llm_usage()["local:smollm2-135m"]["calls"] == guess["reviewer"]["calls"] == 10  # asked: the reviewer probe only
+    assert store.count_by_state() == {}  # nothing labeled: only the pool (and the probe's answers) saved
     assert {v["name"] for v in store.specialist_versions()} == {"tfidf", "lexicon"}
     store.close()
 

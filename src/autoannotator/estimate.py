@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from autoannotator.consensus import Rule, decide
+from autoannotator.probe import stored_probe
 from autoannotator.reviewer_skill import accuracy_interval
 from autoannotator.reviewers.base import Reviewer
 from autoannotator.store import RunStore
@@ -276,18 +277,20 @@ def accuracy_curve(probs: np.ndarray, gold: np.ndarray, *, rule: Rule, epsilon: 
 
 def actual_figures(store: RunStore) -> dict[str, float]:
     """What a run did, in the estimate's terms: share of items sent to review, paid LLM calls, tokens, $, and
-    the seconds of its annotate sessions."""
+    the seconds of its annotate sessions. The reviewer probe's calls, tokens and $ are left out: the estimate
+    predicts the review, and reports the probe (paid by then) apart."""
     n_items = sum(store.count_by_state().values())
     sources = store.count_by_source()
     skipped = store.count_by_state().get("skipped", 0)
     usage = store.llm_usage().values()
     costs = [u["cost_usd"] for u in usage]
+    probe = stored_probe(store)
     out = {
         "review_fraction": (n_items - sources.get("consensus", 0) - skipped) / n_items if n_items else 0.0,
-        "llm_calls": sum(u["calls"] for u in usage),
-        "prompt_tokens": sum(u["prompt_tokens"] for u in usage),
-        "completion_tokens": sum(u["completion_tokens"] for u in usage),
-        "cost_usd": None if None in costs else sum(costs),  # None: a model's price is unknown
+        "llm_calls": sum(u["calls"] for u in usage) - (probe.calls if probe else 0),
+        "prompt_tokens": sum(u["prompt_tokens"] for u in usage) - (probe.prompt_tokens if probe else 0),
+        "completion_tokens": sum(u["completion_tokens"] for u in usage) - (probe.completion_tokens if probe else 0),
+        "cost_usd": None if None in costs else sum(costs) - ((probe.cost_usd or 0.0) if probe else 0.0),  # None: a model's price is unknown
     }
     seconds = store.seconds_by_stage().get("total")
     return out | ({"seconds": seconds} if seconds else {})

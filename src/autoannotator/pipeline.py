@@ -517,14 +517,15 @@ class Annotator:
         self.reviewer.attach(store)
         given = self.reviewer.review(queue)
         after = store.llm_usage()
-        calls = sum(int(u["calls"]) for u in after.values()) - sum(int(u["calls"]) for u in before.values())
+        spent = {key: sum(int(u[key]) for u in after.values()) - sum(int(u[key]) for u in before.values())
+                 for key in ("calls", "prompt_tokens", "completion_tokens")}  # fmt: skip
         costs = [u["cost_usd"] for u in after.values()]
         cost = None if None in costs else sum(costs) - sum(u["cost_usd"] or 0.0 for u in before.values())
         seconds["probe"] = seconds.get("probe", 0.0) + time.perf_counter() - started
         return ProbeAnswers(
             requested=self.reviewer_probe, seed_index=picked, true=[int(targets[i]) for i in picked],
             answer=[names.index(a.label) if a.label in names else NO_ANSWER for a in given], pool=[int(v) for v in outcome.labels],
-            uncertain=[bool(h) for h in outcome.hard], labels=list(names), cost_usd=None if cost is None else round(cost, 6), calls=calls,
+            uncertain=[bool(h) for h in outcome.hard], labels=list(names), cost_usd=cost, **spent,
             seconds=time.perf_counter() - started, label_counts=np.bincount(targets, minlength=len(names)).tolist(),
         )  # fmt: skip
 

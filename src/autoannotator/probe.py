@@ -45,8 +45,8 @@ def probe_indices(n_seed: int, size: int, random_seed: int, exclude: Sequence[in
 class ProbeAnswers:
     """The probe as asked: per probed seed item (m,) its seed index, true label index, the reviewer's answer
     index (NO_ANSWER: none), the pool's out-of-fold label index and whether the pool found it uncertain;
-    what the probe cost (USD, None when a price is unknown; paid LLM calls; seconds), how many items were asked
-    for, and (n_labels,) the seed's items per label."""
+    what the probe cost (USD, None when a price is unknown; paid LLM calls and their tokens; seconds), how many
+    items were asked for, and (n_labels,) the seed's items per label."""
 
     requested: int
     seed_index: list[int]
@@ -59,6 +59,8 @@ class ProbeAnswers:
     calls: int = 0
     seconds: float = 0.0
     label_counts: list[int] | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
     def confusion(self) -> np.ndarray:
         """(n_labels, n_labels) what `combine` weighs the reviewer's answers by (`reviewer_confusion`)."""
@@ -119,7 +121,13 @@ def guard_line(figures: dict) -> str:
             f"{pct(figures['accuracy_low'])}-{pct(figures['accuracy_high'])}), the pool {pct(figures['pool_accuracy_on_probe'])}")  # fmt: skip
 
 
-def probe_figures(store: RunStore) -> dict:
-    """The figures of the probe kept in a run store (meta PROBE_KEY); {} when the run had none."""
+def stored_probe(store: RunStore) -> ProbeAnswers | None:
+    """The probe kept in a run store (meta PROBE_KEY), None when the run had none."""
     stored = store.get_meta(PROBE_KEY)
-    return ProbeAnswers(**json.loads(stored)).figures() if stored else {}
+    return ProbeAnswers(**json.loads(stored)) if stored else None
+
+
+def probe_figures(store: RunStore) -> dict:
+    """The figures of the probe kept in a run store; {} when the run had none."""
+    probe = stored_probe(store)
+    return probe.figures() if probe else {}

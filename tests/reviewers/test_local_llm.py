@@ -36,13 +36,14 @@ def test_scores_are_calibrated_distributions_better_than_chance(reviewer: LocalL
 @pytest.mark.slow
 def test_demo_runs_with_the_embedded_llm_reviewer(task: Task, tweets_frame, seed_frame, tmp_path: Path) -> None:
     frame = tweets_frame.iloc[:60]
-    annotator = Annotator(task, specialists=["tfidf", "lexicon"], reviewer="llm", run_dir=tmp_path / "r")
+    annotator = Annotator(task, specialists=["tfidf", "lexicon"], reviewer="llm", run_dir=tmp_path / "r", reviewer_probe=20)
     result = annotator.annotate(frame, seed=seed_frame)
     sources = set(result.frame.label_source)
-    assert sources <= {"consensus", "llm"} and "llm" in sources
+    assert sources <= {"consensus", "llm", "llm+consensus"} and sources & {"llm", "llm+consensus"}
     usage = result.summary.llm["local:gemma3-270m"]
-    assert usage["calls"] == (result.frame.label_source == "llm").sum() and usage["cost_usd"] == 0
-    again = Annotator(task, specialists=["tfidf", "lexicon"], reviewer="llm", run_dir=tmp_path / "r").annotate(frame, seed=seed_frame)
+    reviewed = result.frame.reviewed_label.notna().sum()
+    assert usage["calls"] == reviewed + 20 == reviewed + result.summary.reviewer["calls"] and usage["cost_usd"] == 0  # the probe's 20 too
+    again = Annotator(task, specialists=["tfidf", "lexicon"], reviewer="llm", run_dir=tmp_path / "r", reviewer_probe=20).annotate(frame, seed=seed_frame)
     assert again.frame["label"].tolist() == result.frame["label"].tolist()
 
 

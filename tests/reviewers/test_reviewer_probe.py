@@ -82,8 +82,12 @@ def test_probe_figures_combine_and_paid_once(bare_task: Task, seed_frame: pd.Dat
     assert again.summary.reviewer["accuracy"] == figures["accuracy"]
 
 
+LEARNED = {"specialists": ["tfidf", "lexicon"], "rule": "learned", "budget": 0.4}  # the aggregator's posterior per item
+
+
+@pytest.mark.parametrize("pool", [POOL, LEARNED], ids=["margin", "learned"])
 def test_combine_does_not_follow_a_reviewer_that_is_always_wrong(bare_task: Task, seed_frame: pd.DataFrame, tweets_frame: pd.DataFrame,
-                                                                 server, tmp_path: Path) -> None:  # fmt: skip
+                                                                 server, tmp_path: Path, pool: dict) -> None:  # fmt: skip
     """On tweets where the keyword server is always wrong, override makes every reviewed label wrong; combine,
     having measured the reviewer on the probe, keeps the pool's labels and ends at least as accurate as no review.
     The warning names the figures."""
@@ -91,9 +95,9 @@ def test_combine_does_not_follow_a_reviewer_that_is_always_wrong(bare_task: Task
     seed = keyword_wrong(seed_frame, "label").iloc[:120]
     data = keyword_wrong(tweets_frame, "gold_label").iloc[:80][["text", "gold_label"]]
     with pytest.warns(UserWarning, match=r"not shown better than the specialists: on the \d+ probe items the pool finds uncertain the reviewer is right 0.0%"):
-        combined = Annotator(bare_task, **POOL, reviewer="llm", reviewer_options=llm(url), run_dir=tmp_path / "c", reviewer_probe=40).annotate(data, seed=seed)
+        combined = Annotator(bare_task, **pool, reviewer="llm", reviewer_options=llm(url), run_dir=tmp_path / "c", reviewer_probe=40).annotate(data, seed=seed)
     with pytest.warns(UserWarning):
-        overridden = Annotator(bare_task, **POOL, reviewer="llm", reviewer_options=llm(url), run_dir=tmp_path / "o", reviewer_probe=40,
+        overridden = Annotator(bare_task, **pool, reviewer="llm", reviewer_options=llm(url), run_dir=tmp_path / "o", reviewer_probe=40,
                                review_mode="override").annotate(data, seed=seed)  # fmt: skip
     c, o = combined.frame, overridden.frame
     reviewed = c.reviewed_label.notna()
@@ -160,3 +164,9 @@ def test_require_better_reviewer_stops_with_one_line(seed_frame: pd.DataFrame, t
     assert "reviewer probe: 30 seed items" in warned.stdout
     reviewed = pd.read_csv(tmp_path / "b.csv").reviewed_label.notna().sum()
     assert reviewed and len(answered(log)) == 30 + reviewed  # the stopped run's probe was not paid again
+    scores = subprocess.run([sys.executable, "-m", "autoannotator", "evaluate", str(tmp_path / "b.csv"), "--gold", "gold_label",
+                             "--run-dir", str(tmp_path / "run"), "--json", str(tmp_path / "e.json")], capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert scores.returncode == 0, scores.stderr
+    assert "reviewer probe: 30 seed items" in scores.stdout and "llm+consensus" in scores.stdout
+    evaluated = json.loads((tmp_path / "e.json").read_text())["reviewer"]
+    assert {k: evaluated[k] for k in SUMMARY_KEYS} == {k: summary[k] for k in SUMMARY_KEYS}

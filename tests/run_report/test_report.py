@@ -102,7 +102,7 @@ def test_report_ledger_of_a_run_reviewed_by_a_real_llama_server(task, tweets_fra
 
     with llama_server("smollm2-135m") as url:
         options = {"base_url": url, "model": "smollm2-135m", "structured": "json_object"}
-        result = Annotator(task, specialists=["tfidf", "lexicon"], reviewer="llm", reviewer_options=options,
+        result = Annotator(task, specialists=["tfidf", "lexicon"], reviewer="llm", reviewer_options=options, reviewer_probe=10,
                            run_dir=tmp_path / "run").annotate(tweets_frame.iloc[:40], seed=seed_frame, output=tmp_path / "out.csv")  # fmt: skip
     usage = result.summary.llm["smollm2-135m"]
     assert usage["calls"] > 0
@@ -118,4 +118,6 @@ def test_report_ledger_of_a_run_reviewed_by_a_real_llama_server(task, tweets_fra
     p50, p90, p99 = (float(row.group(i)) for i in (4, 5, 6))
     assert min(latencies) - 0.01 <= p50 <= p90 <= p99 <= max(latencies) + 0.01
     assert "unknown" in html  # the local model has no price: never $0
-    assert re.search(rf"<td>llm</td><td>{result.summary.counts['llm']}</td>", html)
+    for route in {"llm", "llm+consensus"} & set(result.summary.counts):  # combine: the answer kept, or overruled by the pool
+        assert re.search(rf"<td>{re.escape(route)}</td><td>{result.summary.counts[route]}</td>", html)
+    assert "the reviewer labeled 10 random seed items" in html  # the reviewer probe's section
