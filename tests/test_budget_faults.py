@@ -164,7 +164,7 @@ def test_an_item_whose_samples_all_answered_is_decided_from_them(tmp_path: Path)
     assert out.reason.tolist() == ["out_of_set"]
 
 
-def test_a_version_5_store_is_upgraded_to_6_and_keeps_its_ledger(tmp_path: Path) -> None:
+def test_a_version_5_store_is_upgraded_and_keeps_its_ledger(tmp_path: Path) -> None:
     store = RunStore.open(tmp_path, {"input": "x"})
     store.close()
     with sqlite3.connect(tmp_path / STORE_FILE) as conn:  # the ledger as version 5 had it
@@ -179,7 +179,7 @@ def test_a_version_5_store_is_upgraded_to_6_and_keeps_its_ledger(tmp_path: Path)
             UPDATE meta SET value = '5' WHERE key = 'schema_version';
         """)
     store = RunStore.open(tmp_path, {"input": "x"})
-    assert store.get_meta("schema_version") == SCHEMA_VERSION == "6"
+    assert store.get_meta("schema_version") == SCHEMA_VERSION == "7"
     call = store.reserve_llm_call(key="k2", model="m", prompt_tokens=50, completion_tokens=10, cost_usd=0.5)
     usage = store.llm_usage()["m"]
     assert usage["calls"] == 1 and usage["lost"] == 1 and usage["cost_usd"] == pytest.approx(0.75)

@@ -94,7 +94,7 @@ def test_learned_rule_in_a_run_matches_the_honest_specialist_and_saves_its_aggre
     accuracy = (result.frame["consensus_label"] == data["label"]).mean()
     assert accuracy >= honest_accuracy - 0.02, (accuracy, honest_accuracy)
     folder = tmp_path / "run" / AGGREGATOR_DIR
-    assert sorted(p.name for p in folder.iterdir()) == ["aggregator.json", "head.npz", "seed_uncertainty.npy"]
+    assert sorted(p.name for p in folder.iterdir()) == ["aggregator.json", "head.npz", "seed_correct.npy", "seed_uncertainty.npy"]
     assert json.loads((folder / "aggregator.json").read_text())["specialists"] == ["honest", "lookup"]
     u = result.frame["uncertainty"].to_numpy(dtype=float)
     assert ((0 <= u) & (u <= 2 / 3)).all() and len(np.unique(u)) > 50  # 1 - max posterior: graded, not a vote count

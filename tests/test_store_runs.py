@@ -189,6 +189,20 @@ def test_a_store_of_another_schema_version_is_refused_with_one_line(tmp_path: Pa
     assert shown.returncode == 2 and "schema version 99" in shown.stderr and "Traceback" not in shown.stderr
 
 
+def test_a_version_6_store_gains_the_audit_flag_and_keeps_its_items(tmp_path: Path) -> None:
+    store = RunStore.open(tmp_path, {"input": "x"})
+    store.start_session()
+    store.save_items([ItemRecord(row=0, item_id="a", text_hash="h", state="done", label="x", label_source="consensus",
+                                 consensus_label="x", uncertainty=0.1, votes={})])  # fmt: skip
+    store.close()
+    with sqlite3.connect(tmp_path / STORE_FILE) as conn:  # the items table as version 6 had it
+        conn.executescript("ALTER TABLE items DROP COLUMN audited; UPDATE meta SET value = '6' WHERE key = 'schema_version';")
+    store = RunStore.open(tmp_path, {"input": "x"})
+    assert store.get_meta("schema_version") == SCHEMA_VERSION == "7"
+    assert [(r.row, r.label, r.audited) for r in store.items()] == [(0, "x", False)]
+    store.close()
+
+
 def test_a_file_that_is_not_a_run_store_is_refused(tmp_path: Path) -> None:
     (tmp_path / STORE_FILE).write_text("not a database at all, just text" * 100)
     with pytest.raises(AnnotatorError, match="is not a run store"):

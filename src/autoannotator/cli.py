@@ -117,21 +117,31 @@ def estimate(
 @app.command()
 def evaluate(
     labeled: Annotated[Path, typer.Argument(help="a file written by annotate")],
-    gold: Annotated[str, typer.Option("--gold", help="column holding the true labels")],
+    gold: Annotated[Optional[str], typer.Option("--gold", help="column holding the true labels (without it: the audit's estimate, for a run with --audit)")] = None,
     task: Annotated[Optional[Path], typer.Option("--task", help="task YAML: orders the labels and resolves aliases")] = None,
     json_output: Annotated[Optional[Path], typer.Option("--json", help="also write the scores as JSON")] = None,
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="run store of the file (default: LABELED.run), for LLM costs")] = None,
 ) -> None:
-    """Print accuracy, macro-F1, the confusion matrix, accuracy per label_source and counts per route."""
+    """Print accuracy, macro-F1, the confusion matrix, accuracy per label_source and counts per route; for a run
+    with --audit, the audit's estimated accuracy with its 95% interval (all that is shown without --gold)."""
     from dataclasses import asdict
 
-    from autoannotator.display import show_estimate_vs_actual, show_evaluation, show_llm_usage, show_reviewer
+    from autoannotator.audit import audit_figures
+    from autoannotator.display import show_audit, show_estimate_vs_actual, show_evaluation, show_llm_usage, show_reviewer
     from autoannotator.io import read_table
     from autoannotator.report import evaluate_frame
     from autoannotator.task import Task
 
     try:
         frame = read_table(labeled)
+        audit = audit_figures(frame)
+        if gold is None:
+            if audit is None:
+                raise AnnotatorError(f"{labeled} has no audited items: give --gold COLUMN (or label with --audit F to estimate accuracy without gold)")
+            show_audit(console, audit)
+            if json_output:
+                json_output.write_text(json.dumps({"audit": audit}, indent=2), encoding="utf-8")
+            return
         label_order = None
         if task is not None:
             spec = Task.from_yaml(task)
@@ -142,6 +152,8 @@ def evaluate(
     except AnnotatorError as exc:
         fail(str(exc))
     show_evaluation(console, evaluation)
+    if audit is not None:
+        show_audit(console, audit)
     usage, estimated, actual, reviewer = run_figures(run_dir or default_run_dir(labeled))
     show_reviewer(console, reviewer)
     if usage:
@@ -152,6 +164,8 @@ def evaluate(
         scores = asdict(evaluation) | {"coverage": evaluation.coverage, "llm": usage} | ({"reviewer": reviewer} if reviewer else {})
         if estimated:
             scores |= {"estimate": estimated, "actual": actual}
+        if audit is not None:
+            scores |= {"audit": audit}
         json_output.write_text(json.dumps(scores, indent=2), encoding="utf-8")
 
 

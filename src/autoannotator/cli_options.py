@@ -48,6 +48,9 @@ def _options(
     rule: Annotated[str, typer.Option("--rule", help="uncertainty rule: vote (paper), margin, entropy, or learned (an aggregator stacked on the seed; U = 1 - max posterior)", rich_help_panel=ROUTING)] = "vote",
     epsilon: Annotated[Optional[float], typer.Option("--epsilon", help="review items with uncertainty >= E (default: any disagreement)", rich_help_panel=ROUTING)] = None,
     budget: Annotated[Optional[float], typer.Option("--budget", help="review this fraction of all items over the whole run, most uncertain first", rich_help_panel=ROUTING)] = None,
+    target_accuracy: Annotated[Optional[float], typer.Option("--target-accuracy", help="review the fewest items such that the auto-accepted labels are at least this accurate (with --confidence; needs --rule learned and a seed)", rich_help_panel=ROUTING)] = None,
+    confidence: Annotated[float, typer.Option("--confidence", help="probability with which --target-accuracy holds (learn-then-test on the seed)", rich_help_panel=ROUTING)] = 0.9,
+    audit: Annotated[Optional[float], typer.Option("--audit", help="also send this seeded random share of auto-accepted items to the reviewer and estimate the run's accuracy (default with --target-accuracy: 0.05)", rich_help_panel=ROUTING)] = None,
     mode: Annotated[str, typer.Option("--mode", help="specialists (default), or llm-only: the reviewer labels every item", rich_help_panel=ROUTING)] = "specialists",
     reviewer: Annotated[str, typer.Option("--reviewer", help="none, gold:COLUMN, llm or human", rich_help_panel=REVIEWER)] = "none",
     reviewer_probe: Annotated[Optional[int], typer.Option("--reviewer-probe", min=0, help="seed items the reviewer labels first, to measure it against the pool (default: 100 for an LLM, 0 for gold and human; paid once)", rich_help_panel=REVIEWER)] = None,
@@ -198,8 +201,8 @@ def resolve_run(options: RunOptions) -> RunPlan:
         seed = o.seed
     if "specialists" in given:
         kwargs["specialists"] = [s.strip() for s in o.specialists.split(",") if s.strip()] if o.specialists else None
-    for name in ("rule", "epsilon", "budget", "chunk_size", "seed_label_column", "reviewer", "random_seed", "reviewer_probe", "review_mode",
-                 "require_better_reviewer"):
+    for name in ("rule", "epsilon", "budget", "target_accuracy", "confidence", "audit", "chunk_size", "seed_label_column", "reviewer",
+                 "random_seed", "reviewer_probe", "review_mode", "require_better_reviewer"):
         if name in given:
             kwargs[name] = o.values[name]
     if refine is not None or o.beta is not None:

@@ -65,6 +65,34 @@ def show_consensus(console: Console, summary: RunSummary) -> None:
                       f"weight per specialist: {weights}")  # fmt: skip
 
 
+def _percent(interval: dict) -> str:
+    return f"{interval['estimate']:.1%} [{interval['low']:.1%}, {interval['high']:.1%}]"
+
+
+def show_target(console: Console, target: dict) -> None:
+    """--target-accuracy: the threshold certified and in force, the guarantee with its assumption, the guard's events."""
+    if not target:
+        return
+    certificate = target["certificate"]
+    threshold = target["threshold"]
+    routed = "every item goes to review" if threshold is None else f"items with U > {threshold:.4f} go to review"
+    console.print(f"target accuracy {target['target']:.1%} with probability {target['confidence']:.0%} "
+                  f"({certificate.get('n_calibration', 0)} seed items, {certificate.get('method', '')}): {routed}")  # fmt: skip
+    style = "green" if target["holds"] else "yellow"
+    console.print(f"[{style}]guarantee: {target['guarantee']}[/{style}]")
+    for event in target["guard"]:
+        after = "every item" if event["threshold_after"] is None else f"U > {event['threshold_after']:.4f}"
+        console.print(f"[yellow]audit guard after {event['after_items']} items: {event['audited_accuracy']:.1%} on {event['n_audited']} "
+                      f"audited items, below the target; review threshold raised to {after}[/yellow]")  # fmt: skip
+
+
+def show_audit(console: Console, audit: dict) -> None:
+    """--audit (and `evaluate` without gold): the estimated accuracy of the accepted labels and of the output."""
+    console.print(f"audit: {audit['n_answered']} of {audit['n_audited']} audited auto-accepted items answered, {audit['n_agree']} agree; "
+                  f"accuracy of the auto-accepted labels {_percent(audit['accepted_accuracy'])}, of the whole output (labeled items) "
+                  f"{_percent(audit['output_accuracy'])} ({audit['interval']}; {audit['note']})")  # fmt: skip
+
+
 def _ordered_routes(counts: dict[str, int]) -> list[str]:
     return [r for r in ROUTE_ORDER if r in counts] + sorted(r for r in counts if r not in ROUTE_ORDER)
 
@@ -85,10 +113,15 @@ def show_summary(console: Console, summary: RunSummary) -> None:
         f"sent to review: {summary.review_fraction:.1%}, time: {summary.seconds.get('total', 0):.1f} s, "
         f"random seed: {summary.random_seed}"
     )
+    audited = summary.audit.get("n_answered", 0) / max(summary.n_items, 1)
     if summary.budget_target is not None:
-        console.print(f"review budget: target {summary.budget_target:.1%} of all items, realised {summary.review_fraction:.1%}")
+        extra = f" (+ {audited:.1%} audited)" if audited else ""
+        console.print(f"review budget: target {summary.budget_target:.1%} of all items, realised {summary.review_fraction - audited:.1%}{extra}")
     show_consensus(console, summary)
     show_reviewer(console, summary.reviewer)
+    show_target(console, summary.target_accuracy)
+    if summary.audit:
+        show_audit(console, summary.audit)
     if summary.reasons:
         console.print("unresolved by reason: " + ", ".join(f"{reason} {n}" for reason, n in summary.reasons.items()))
     if summary.llm:

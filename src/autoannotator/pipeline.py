@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from autoannotator.audit import DEFAULT_SHARE, audit_draw, audit_figures, guard, guard_message
 from autoannotator.budget import budget_route
 from autoannotator.consensus import RULES, Rule, decide
 from autoannotator.errors import AnnotatorError, InputWarning
@@ -38,9 +39,11 @@ from autoannotator.specialists.base import check_remote_code, options_model, spe
 from autoannotator.stacking import AGGREGATOR_DIR, Aggregator, fit_aggregator
 from autoannotator.stacking import out_of_fold_probs as cross_fitted_probs
 from autoannotator.store import COMBINED_SOURCE, ItemRecord, RunStore
+from autoannotator.target_accuracy import ASSUMPTION, accepted, certify
 from autoannotator.task import Example, SpecialistSpec, Task
 
-OUTPUT_COLUMNS = ["label", "label_source", "uncertainty", "votes", "reviewed_label", "consensus_label", "reason"]
+OUTPUT_COLUMNS = ["label", "label_source", "uncertainty", "votes", "reviewed_label", "consensus_label", "reason", "audited"]
+TARGET_KEY = "target_accuracy"  # store meta: the certified threshold, the one in force and the audit guard's events
 DEFAULT_SPECIALISTS = ("tfidf", "embedding", "lexicon")
 Mode = Literal["specialists", "llm-only"]
 ReviewMode = Literal["combine", "override"]
@@ -75,6 +78,8 @@ class RunSummary:
     consensus: dict[str, Any] = field(default_factory=dict)  # rule 'learned': its cross-validated ECE, folds, weights; or why it fell back
     budget_target: float | None = None  # --budget: the share of all items meant for review (realised: review_fraction)
     reviewer: dict[str, Any] = field(default_factory=dict)  # the review mode and the reviewer probe's figures (probe.ProbeAnswers.figures)
+    target_accuracy: dict[str, Any] = field(default_factory=dict)  # --target-accuracy: certificate, threshold in force, guard events
+    audit: dict[str, Any] = field(default_factory=dict)  # --audit: audited items and the estimated accuracy (audit.audit_figures)
 
     @property
     def review_fraction(self) -> float:
@@ -155,6 +160,12 @@ class Annotator:
     'override' (default for gold and human) takes the answer. `require_better_reviewer`: raise AnnotatorError
     before any review when the probe does not show the reviewer better than the pool on uncertain items
     (otherwise an InputWarning says so).
+
+    `target_accuracy` A (with `confidence` C): review the fewest items such that the auto-accepted labels are at
+    least A accurate with probability C (`autoannotator.target_accuracy`); it needs rule 'learned' (refused
+    otherwise: its guarantee comes from the learned consensus's out-of-fold posteriors) and a seed; with
+    `budget` too, the budget caps the review. `audit` F: a seeded random share F of the auto-accepted items also
+    goes to the reviewer (`autoannotator.audit`); with `target_accuracy` it defaults to 0.05 and guards the promise.
     """
 
     def __init__(
@@ -168,6 +179,9 @@ class Annotator:
         rule: Rule = "vote",
         epsilon: float | None = None,
         budget: float | None = None,
+        target_accuracy: float | None = None,
+        confidence: float = 0.9,
+        audit: float | None = None,
         chunk_size: int = 512,
         seed_label_column: str = "label",
         mode: Mode = "specialists",
@@ -226,13 +240,19 @@ class Annotator:
             raise AnnotatorError(f"epsilon must be in [0, 1], got {epsilon}")
         if budget is not None and not 0.0 <= budget <= 1.0:
             raise AnnotatorError(f"the review budget is a fraction in [0, 1], got {budget}")
-        if rule != "vote" and epsilon is None and budget is None:
-            raise AnnotatorError(f"the '{rule}' rule needs --epsilon or --budget")
+        self._check_target(rule, epsilon, target_accuracy, confidence, audit, mode)
+        if rule != "vote" and epsilon is None and budget is None and target_accuracy is None:
+            raise AnnotatorError(f"the '{rule}' rule needs --epsilon, --budget or --target-accuracy")
         if mode == "llm-only" and self.reviewer is None:
             raise AnnotatorError("--mode llm-only needs a reviewer that labels every item, e.g. --reviewer llm")
         if chunk_size < 1:
             raise AnnotatorError("chunk size must be at least 1")
         self.rule, self.epsilon, self.budget, self.chunk_size = rule, epsilon, budget, chunk_size
+        self.target_accuracy, self.confidence = target_accuracy, confidence
+        self.audit = DEFAULT_SHARE if audit is None and target_accuracy is not None else audit
+        if self.audit and self.reviewer is None:
+            raise AnnotatorError("--audit sends items to the reviewer: give one (--reviewer gold:COLUMN, llm or human), or --audit 0")
+        self.threshold: float | None = None  # --target-accuracy: accept items with U <= threshold (None: review all)
         self.seed_label_column = seed_label_column
         self.refine = RefineSettings.model_validate(refine) if isinstance(refine, dict) else refine
         if self.refine is not None and "seed" not in self.refine.model_fields_set:
@@ -276,6 +296,22 @@ class Annotator:
         self.probe_answers: ProbeAnswers | None = None
         self.reviewer_note: dict[str, Any] = {}
 
+    @staticmethod
+    def _check_target(rule: Rule, epsilon: float | None, target: float | None, confidence: float, audit: float | None, mode: Mode) -> None:
+        """Refuse, with one line, a target accuracy or audit the run could not honour."""
+        if audit is not None and not 0.0 <= audit <= 1.0:
+            raise AnnotatorError(f"the audit share is a fraction in [0, 1], got {audit}")
+        if mode == "llm-only" and (target is not None or audit):
+            raise AnnotatorError("--target-accuracy and --audit judge the consensus labels: --mode llm-only has none")
+        if target is None:
+            return
+        if not 0.0 < target < 1.0 or not 0.0 < confidence < 1.0:
+            raise AnnotatorError(f"--target-accuracy and --confidence are in (0, 1), got {target} and {confidence}")
+        if rule != "learned":
+            raise AnnotatorError("--target-accuracy needs --rule learned (its guarantee comes from the learned consensus's calibrated posteriors)")
+        if epsilon is not None:
+            raise AnnotatorError("--target-accuracy sets the review threshold itself: leave out --epsilon")
+
     def annotate(
         self,
         data: pd.DataFrame | str | Path,
@@ -313,6 +349,7 @@ class Annotator:
                     chunk = todo[start : start + self.chunk_size]
                     self._label_chunk(store, chunk, items, seconds)
                     self._review(store, store.pending_review(chunk), items, records, seconds)
+                    self._guard(store)
                     self._refine_while_due(store, seed_data, items, records, seconds)
                     advance(len(chunk))
             store.finish_session()
@@ -335,6 +372,7 @@ class Annotator:
                 not_refined=[name for name, s in self.specialists.items() if not s.trainable] if self.refiner else [],
                 rule=self.used_rule, consensus=self.consensus_note, budget_target=self.budget,
                 reviewer=self.reviewer_note | self._combined_counts(store),
+                target_accuracy=self._target_summary(store), audit=(audit_figures(labeled, self.audit) or {}) if self.audit else {},
             )  # fmt: skip
             return AnnotationResult(frame=labeled, summary=summary)
         finally:
@@ -421,6 +459,7 @@ class Annotator:
             per_item.append((time.perf_counter() - t0) / len(batch))
             if self.budget is not None:  # the sample stands for the whole run: the budget's share of it
                 outcomes = self._budgeted(outcomes, n_items=len(batch), done_before=0, routed_before=0)
+            outcomes = self._targeted(outcomes)
             hard += [r for r, outcome in zip(batch, outcomes) if outcome.hard]
         return hard, per_item
 
@@ -438,6 +477,8 @@ class Annotator:
         if seed is not None and self.seed_reviewer is not None:
             raise AnnotatorError("give either a seed file (--seed) or --seed-label, not both")
         seed_data = self._read_seed(seed)
+        if self.target_accuracy is not None and seed_data is None and self.seed_reviewer is None:
+            raise AnnotatorError("--target-accuracy is certified on a labeled seed: give --seed (or --seed-label)")
         store = RunStore.open(self.run_dir, self._fingerprint(items, seed_data))
         store.start_session()
         return frame, items, seed_data, store
@@ -543,8 +584,9 @@ class Annotator:
         return "vote" if self.rule == "learned" and self.aggregator is None else self.rule
 
     def _settings(self) -> ConsensusSettings:
-        """What the executors decide a batch with; under a review budget the driver routes (`_route_by_budget`)."""
-        return ConsensusSettings(self.used_rule, DRIVER_ROUTES if self.budget is not None else self.epsilon, self.aggregator)
+        """What the executors decide a batch with; under a review budget or a target accuracy the driver routes (`_route`)."""
+        driver = self.budget is not None or self.target_accuracy is not None
+        return ConsensusSettings(self.used_rule, DRIVER_ROUTES if driver else self.epsilon, self.aggregator)
 
     def _prepare_aggregator(self, store: RunStore, seed_data: tuple[list[str], list[str]] | None, seconds: dict[str, float]) -> None:
         """Rule 'learned': load the run's active aggregator, or fit it on cross-fitted seed predictions and save it
@@ -557,6 +599,70 @@ class Annotator:
             self.consensus_note = {"fallback": "--rule learned needs a labeled seed (--seed or --seed-label): used the vote rule"}
         else:
             self._fit_aggregator(store, seed_data, AGGREGATOR_DIR, seconds)
+        self._certify(store)
+
+    def _certify(self, store: RunStore) -> None:
+        """--target-accuracy: certify the threshold on the active aggregator's out-of-fold seed (U, correct) and
+        keep it in the store (meta TARGET_KEY). A resumed run reads the threshold in force from there (a guard
+        may have lowered it); after a refit the new certificate applies, never above a guard-lowered threshold."""
+        if self.target_accuracy is None or self.aggregator is None:
+            return
+        if self.aggregator.seed_correct is None:
+            raise AnnotatorError(f"the aggregator in {self.aggregator.folder} predates --target-accuracy: use another --run-dir")
+        state = json.loads(store.get_meta(TARGET_KEY) or "{}")
+        folder = str(self.aggregator.folder)
+        if state.get("aggregator") != folder:
+            certificate = certify(self.aggregator.seed_uncertainty, self.aggregator.seed_correct, target=self.target_accuracy,
+                                  confidence=self.confidence).to_dict()  # fmt: skip
+            threshold = certificate["threshold"]
+            lowered = [e["threshold_after"] for e in state.get("guard", [])]
+            if lowered:
+                threshold = None if threshold is None or lowered[-1] is None else min(threshold, lowered[-1])
+            state = {"aggregator": folder, "certificate": certificate, "threshold": threshold, "guard": state.get("guard", [])}
+            with store.transaction():
+                store.set_meta(TARGET_KEY, json.dumps(state))
+        self.threshold = state["threshold"]
+
+    def _guard(self, store: RunStore) -> None:
+        """--target-accuracy with --audit: when the audit shows the accepted labels below the target, say so and
+        lower the threshold (review more) for the rest of the run; the event is kept in the store."""
+        if self.target_accuracy is None or not self.audit or self.threshold is None:
+            return
+        u, agree = store.audit_answers()
+        breached, lowered = guard(u, agree, threshold=self.threshold, target=self.target_accuracy)
+        if not breached:
+            return
+        inside = u <= self.threshold + 1e-12
+        event = {"after_items": len(store.processed_rows()), "n_audited": int(inside.sum()), "audited_accuracy": round(float(agree[inside].mean()), 4),
+                 "threshold_before": self.threshold, "threshold_after": lowered}  # fmt: skip
+        state = json.loads(store.get_meta(TARGET_KEY) or "{}")
+        state["guard"] = [*state.get("guard", []), event]
+        state["threshold"] = lowered
+        with store.transaction():
+            store.set_meta(TARGET_KEY, json.dumps(state))
+        self.threshold = lowered
+        warnings.warn(guard_message(event, self.target_accuracy), InputWarning, stacklevel=2)
+
+    def _target_summary(self, store: RunStore) -> dict[str, Any]:
+        """What the summary says about --target-accuracy: the certificate, the threshold in force, the guard's
+        events, items the budget accepted above the certified threshold, and the guarantee with its assumption."""
+        if self.target_accuracy is None:
+            return {}
+        state = json.loads(store.get_meta(TARGET_KEY) or "{}")
+        certificate = state.get("certificate", {})
+        certified = certificate.get("threshold")
+        rows = [r for r in store.items() if r.uncertainty is not None and r.consensus_label is not None and (r.label_source == "consensus" or r.audited)]
+        above = sum(1 for r in rows if certified is None or r.uncertainty > certified + 1e-12)
+        holds = not state.get("guard") and above == 0
+        guarantee = (f"the auto-accepted labels are at least {self.target_accuracy:.1%} accurate with probability {self.confidence:.0%}, "
+                     f"assuming {ASSUMPTION}")  # fmt: skip
+        if above:
+            guarantee = f"not kept: the review budget accepted {above} items above the certified threshold"
+        elif state.get("guard"):
+            guarantee = "broken by the audit: the audited accuracy fell below the target; the run lowered its threshold"
+        return {"target": self.target_accuracy, "confidence": self.confidence, "certified_threshold": certified,
+                "threshold": state.get("threshold"), "certificate": certificate, "guard": state.get("guard", []),
+                "accepted_above_certified": above, "holds": holds, "guarantee": guarantee, "assumption": ASSUMPTION}  # fmt: skip
 
     def _trained_on_seed(self) -> set[str]:
         """Names of the pool's specialists that the seed trains (not ready-made instances, not untrainable kinds)."""
@@ -573,13 +679,25 @@ class Annotator:
             store.set_meta("aggregator", relative)
         self.aggregator = Aggregator.load(self.run_dir / relative)
         self.consensus_note = self.aggregator.summary()
+        self._certify(store)
         seconds["fit:aggregator"] = seconds.get("fit:aggregator", 0.0) + time.perf_counter() - t0
 
-    def _route_by_budget(self, store: RunStore, outcomes: list[Scored], n_items: int) -> list[Scored]:
-        """Route one chunk under the whole-run budget (see `autoannotator.budget`), from the counts in the store."""
-        counts = store.count_by_source()
-        routed = sum(n for source, n in counts.items() if source != "consensus") - store.count_by_state().get("skipped", 0)
-        return self._budgeted(outcomes, n_items=n_items, done_before=sum(counts.values()), routed_before=routed, store=store)
+    def _route(self, store: RunStore, outcomes: list[Scored], n_items: int) -> list[Scored]:
+        """Route one chunk at the driver: under the whole-run budget (see `autoannotator.budget`, counts from the
+        store; audited items are not routed items) and by the target accuracy's threshold."""
+        if self.budget is not None:
+            done = sum(store.count_by_source().values())
+            outcomes = self._budgeted(outcomes, n_items=n_items, done_before=done, routed_before=store.count_routed(), store=store)
+        return self._targeted(outcomes)
+
+    def _targeted(self, outcomes: list[Scored]) -> list[Scored]:
+        """--target-accuracy: items above the threshold in force go to review, those at or below it are accepted;
+        with a budget, only the items the budget routed can go (the budget caps the review)."""
+        if self.target_accuracy is None:
+            return outcomes
+        ok = accepted(np.array([o.uncertainty for o in outcomes], dtype=float), self.threshold)
+        capped = self.budget is not None
+        return [replace(o, hard=o.consensus_label is None or (not a and (o.hard or not capped))) for o, a in zip(outcomes, ok)]
 
     def _budgeted(self, outcomes: list[Scored], *, n_items: int, done_before: int, routed_before: int, store: RunStore | None = None) -> list[Scored]:
         """`outcomes` with `hard` set by `budget_route`; the reference U is the seed's out-of-fold U (rule 'learned')
@@ -612,7 +730,9 @@ class Annotator:
         return {
             "task": self.task.model_dump(mode="json"),
             "specialists": [s.model_dump(mode="json") for s in self.specs],
-            "consensus": {"rule": self.rule, "epsilon": self.epsilon, "budget": self.budget},
+            "consensus": {"rule": self.rule, "epsilon": self.epsilon, "budget": self.budget}
+            | ({"target_accuracy": self.target_accuracy, "confidence": self.confidence} if self.target_accuracy is not None else {})
+            | ({"audit": self.audit} if self.audit else {}),
             "mode": self.mode,
             "refine": self.refine.model_dump() if self.refine else None,
             "seed_label": [self.seed_reviewer_spec, self.seed_size] if self.seed_reviewer_spec else None,
@@ -744,10 +864,11 @@ class Annotator:
         elif scored:
             outcomes = self._score(store, [rows[i] for i in scored], [texts[i] for i in scored],
                                    [items.ids[rows[i]] for i in scored], self._settings(), seconds)  # fmt: skip
-            if self.budget is not None:
-                outcomes = self._route_by_budget(store, outcomes, len(items))
-            for i, outcome in zip(scored, outcomes):
-                records.append(self._record(rows[i], items, outcome))
+            if self.budget is not None or self.target_accuracy is not None:
+                outcomes = self._route(store, outcomes, len(items))
+            audited = self._audited([rows[i] for i in scored], outcomes)
+            for i, outcome, audit in zip(scored, outcomes, audited):
+                records.append(self._record(rows[i], items, outcome, audited=audit))
                 if outcome.hard and self.confusion is not None and self.used_rule == "learned" and outcome.posterior:
                     self._posteriors[rows[i]] = np.array(outcome.posterior)
         t0 = time.perf_counter()
@@ -763,12 +884,20 @@ class Annotator:
         return self.executor.score(rows, texts, specialists=self.specialists, labels=self.task.label_names, settings=settings,
                                    run_dir=self.run_dir, seconds=seconds, item_ids=item_ids, versions=versions)  # fmt: skip
 
-    def _record(self, row: int, items: InputItems, outcome: Scored) -> ItemRecord:
-        """The stored form of a scored item: done with its consensus label, or waiting for review."""
+    def _audited(self, rows: list[int], outcomes: list[Scored]) -> list[bool]:
+        """--audit: which auto-accepted items of a chunk also go to the reviewer (`audit.audit_draw`, by row)."""
+        if not self.audit:
+            return [False] * len(rows)
+        drawn = audit_draw(rows, self.audit, self.random_seed)
+        return [bool(d) and not o.hard for d, o in zip(drawn, outcomes)]
+
+    def _record(self, row: int, items: InputItems, outcome: Scored, *, audited: bool = False) -> ItemRecord:
+        """The stored form of a scored item: done with its consensus label, or waiting for review; an audited item
+        keeps its consensus label while it waits for the reviewer, whose answer then settles it."""
         return ItemRecord(row=row, item_id=items.ids[row], text_hash=items.hashes[row], text=items.texts[row],
-                          state="pending_review" if outcome.hard else "done", label=None if outcome.hard else outcome.consensus_label,
+                          state="pending_review" if outcome.hard or audited else "done", label=None if outcome.hard else outcome.consensus_label,
                           label_source="unresolved" if outcome.hard else "consensus", consensus_label=outcome.consensus_label,
-                          uncertainty=outcome.uncertainty, votes=outcome.votes, unanimous=outcome.unanimous)  # fmt: skip
+                          uncertainty=outcome.uncertainty, votes=outcome.votes, unanimous=outcome.unanimous, audited=audited)  # fmt: skip
 
     def _review(
         self, store: RunStore, pending: list[ItemRecord], items: InputItems, records: list[dict], seconds: dict[str, float]
@@ -849,7 +978,7 @@ class Annotator:
             [
                 {"row": r.row, "label": r.label, "label_source": r.label_source, "uncertainty": r.uncertainty,
                  "votes": json.dumps(r.votes, ensure_ascii=False), "reviewed_label": r.reviewed_label,
-                 "consensus_label": r.consensus_label, "reason": reasons.get(r.row)}
+                 "consensus_label": r.consensus_label, "reason": reasons.get(r.row), "audited": r.audited}
                 for r in store.items()
             ],
             columns=["row", *OUTPUT_COLUMNS],

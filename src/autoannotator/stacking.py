@@ -75,6 +75,7 @@ class Aggregator:
     n_seed: int
     n_folds: int
     seed_uncertainty: np.ndarray  # (n_seed,) out-of-fold U = 1 - max posterior on the seed
+    seed_correct: np.ndarray | None = None  # (n_seed,) bool: the out-of-fold label was right (None: saved before it was kept)
     folder: Path | None = None
 
     def posterior(self, probs: np.ndarray) -> np.ndarray:
@@ -92,6 +93,8 @@ class Aggregator:
         folder.mkdir(parents=True, exist_ok=True)
         save_head(self.head, folder)
         np.save(folder / "seed_uncertainty.npy", self.seed_uncertainty)
+        if self.seed_correct is not None:
+            np.save(folder / "seed_correct.npy", self.seed_correct)
         meta = {"specialists": self.names, "n_labels": self.n_labels, "ece": self.ece, "n_seed": self.n_seed, "n_folds": self.n_folds}
         (folder / "aggregator.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         self.folder = folder.resolve()
@@ -101,8 +104,10 @@ class Aggregator:
     def load(cls, folder: str | Path) -> Aggregator:
         folder = Path(folder)
         meta = json.loads((folder / "aggregator.json").read_text(encoding="utf-8"))
+        correct = folder / "seed_correct.npy"
         return cls(names=meta["specialists"], n_labels=meta["n_labels"], head=load_head(folder), ece=meta["ece"], n_seed=meta["n_seed"],
-                   n_folds=meta["n_folds"], seed_uncertainty=np.load(folder / "seed_uncertainty.npy", allow_pickle=False), folder=folder.resolve())  # fmt: skip
+                   n_folds=meta["n_folds"], seed_uncertainty=np.load(folder / "seed_uncertainty.npy", allow_pickle=False),
+                   seed_correct=np.load(correct, allow_pickle=False) if correct.is_file() else None, folder=folder.resolve())  # fmt: skip
 
     def summary(self) -> dict:
         """What the run summary reports about the aggregator."""
@@ -127,8 +132,8 @@ def out_of_fold_probs(
 
 
 def fit_aggregator(probs: np.ndarray, targets: np.ndarray, names: list[str], *, seed: int) -> Aggregator:
-    """Fit the aggregator on (k, n, n_labels) out-of-fold seed probabilities and (n,) targets; its ECE and the
-    seed's U come from its own out-of-fold posteriors (k folds over the seed, C fixed to the chosen one)."""
+    """Fit the aggregator on (k, n, n_labels) out-of-fold seed probabilities and (n,) targets; its ECE, the
+    seed's U and whether each seed label was right (what `--target-accuracy` certifies on) come from its own out-of-fold posteriors (k folds over the seed, C fixed to the chosen one)."""
     features = stacked_features(probs)
     n_labels = probs.shape[2]
     head = fit_head(features, targets, C=None, seed=seed)
@@ -141,4 +146,4 @@ def fit_aggregator(probs: np.ndarray, targets: np.ndarray, names: list[str], *, 
         fold_head = fit_head(features[train], targets[train], C=chosen_C(head), seed=seed)
         posterior[held_out] = head_proba(fold_head, features[held_out], n_labels)
     return Aggregator(names=names, n_labels=n_labels, head=head, ece=expected_calibration_error(posterior, targets), n_seed=len(targets),
-                      n_folds=len(folds), seed_uncertainty=1.0 - posterior.max(axis=1))  # fmt: skip
+                      n_folds=len(folds), seed_uncertainty=1.0 - posterior.max(axis=1), seed_correct=posterior.argmax(axis=1) == targets)  # fmt: skip

@@ -26,9 +26,12 @@ NOT_YAML = re.compile("[^\x09\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010f
 class ConsensusSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rule: Literal["vote", "margin", "entropy"] = "vote"
+    rule: Literal["vote", "margin", "entropy", "learned"] = "vote"
     epsilon: float | None = Field(None, ge=0, le=1)
     budget: float | None = Field(None, ge=0, le=1)
+    target_accuracy: float | None = Field(None, gt=0, lt=1)
+    confidence: float = Field(0.9, gt=0, lt=1)
+    audit: float | None = Field(None, ge=0, le=1)
 
 
 class ReviewerSpec(BaseModel):
@@ -128,6 +131,7 @@ def annotator_kwargs(spec: PipelineSpec) -> dict[str, Any]:
     return {
         "specialists": spec.specialists, "reviewer": spec.reviewer.spec, "reviewer_options": spec.reviewer.options,
         "rule": spec.consensus.rule, "epsilon": spec.consensus.epsilon, "budget": spec.consensus.budget,
+        "target_accuracy": spec.consensus.target_accuracy, "confidence": spec.consensus.confidence, "audit": spec.consensus.audit,
         "chunk_size": spec.chunk_size, "seed_label_column": spec.seed_label_column, "refine": spec.refine,
         "random_seed": spec.random_seed,
     }  # fmt: skip

@@ -15,8 +15,9 @@ from pathlib import Path
 from autoannotator.errors import AnnotatorError
 
 STORE_FILE = "run.sqlite"
-SCHEMA_VERSION = "6"  # 4: llm_calls.cost_usd may be NULL (unknown price); 5: items.unanimous, confidence, seed;
-# 6: llm_calls rows written before a request is sent (status in_flight, then paid/failed/lost) and llm_calls.estimated
+SCHEMA_VERSION = "7"  # 4: llm_calls.cost_usd may be NULL (unknown price); 5: items.unanimous, confidence, seed;
+# 6: llm_calls rows written before a request is sent (status in_flight, then paid/failed/lost) and llm_calls.estimated;
+# 7: items.audited (--audit)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,7 +44,8 @@ CREATE TABLE IF NOT EXISTS items (
     updated_at TEXT NOT NULL,
     unanimous INTEGER NOT NULL DEFAULT 0,
     confidence REAL,
-    seed INTEGER NOT NULL DEFAULT 0
+    seed INTEGER NOT NULL DEFAULT 0,
+    audited INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS reviews (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -112,6 +114,9 @@ ALTER TABLE items ADD COLUMN unanimous INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE items ADD COLUMN confidence REAL;
 ALTER TABLE items ADD COLUMN seed INTEGER NOT NULL DEFAULT 0;
 """
+
+# What a store of version 6 lacks: the audit flag (no earlier run audited).
+UPGRADE_6_TO_7 = "ALTER TABLE items ADD COLUMN audited INTEGER NOT NULL DEFAULT 0"
 
 # Indexes that keep each chunk's store work independent of the run's length: refinement's trigger counts
 # reviewed items not yet used, replay samples unanimous items, re-scoring walks shaky consensus items,
@@ -183,7 +188,7 @@ class Database:
         return self.get_meta("schema_version") or "3"  # version 3 wrote its version only along with a fingerprint
 
     def _check_schema(self) -> None:
-        """Create the schema in a new file, upgrade a store of version 3, 4 or 5, refuse any other version with one line."""
+        """Create the schema in a new file, upgrade a store of version 3 to 6, refuse any other version with one line."""
         if self._schema_version() == SCHEMA_VERSION:
             return
         with self.transaction() as conn:
@@ -191,14 +196,17 @@ class Database:
             if version is None:
                 for statement in statements(SCHEMA):
                     conn.execute(statement)
-            elif version in ("3", "4", "5"):
-                if version != "5":
+            elif version in ("3", "4", "5", "6"):
+                if version in ("3", "4"):
                     self._upgrade_4_to_5()
-                self._rebuild_llm_calls()
+                if version != "6":
+                    self._rebuild_llm_calls()
+                if "audited" not in {r["name"] for r in conn.execute("PRAGMA table_info(items)")}:
+                    conn.execute(UPGRADE_6_TO_7)
             elif version != SCHEMA_VERSION:
                 raise AnnotatorError(
                     f"the run store {self.path} has schema version {version}, this AutoAnnotator reads version {SCHEMA_VERSION} "
-                    "(and upgrades versions 3 to 5): use the AutoAnnotator that wrote it, or another --run-dir"
+                    "(and upgrades versions 3 to 6): use the AutoAnnotator that wrote it, or another --run-dir"
                 )
             for statement in statements(INDEXES):
                 conn.execute(statement)

@@ -40,6 +40,7 @@ class ItemRecord:
     text: str = ""
     unanimous: bool = False
     seed: bool = False
+    audited: bool = False  # --audit: an auto-accepted item also sent to the reviewer
 
 
 def record_from_row(row: sqlite3.Row) -> ItemRecord:
@@ -48,7 +49,7 @@ def record_from_row(row: sqlite3.Row) -> ItemRecord:
         row=row["row"], item_id=row["item_id"], text_hash=row["text_hash"], state=row["state"], label=row["label"],
         label_source=route_of(row["label_source"], row["label"], row["reviewed_label"]), consensus_label=row["consensus_label"], uncertainty=row["uncertainty"],
         votes=json.loads(row["votes"]), reviewed_label=row["reviewed_label"], text=row["text"],
-        unanimous=bool(row["unanimous"]), seed=bool(row["seed"]),
+        unanimous=bool(row["unanimous"]), seed=bool(row["seed"]), audited=bool(row["audited"]),
     )  # fmt: skip
 
 
@@ -67,14 +68,14 @@ class ItemTable:
         rows = [
             (r.row, r.item_id, r.text_hash, r.text, r.state, r.label, r.label_source, r.consensus_label, r.uncertainty,
              json.dumps(r.votes, sort_keys=True), r.reviewed_label, self.db.session, now(), int(r.unanimous),
-             mean_confidence(r.votes), int(r.seed))
+             mean_confidence(r.votes), int(r.seed), int(r.audited))
             for r in records
         ]  # fmt: skip
         with self.db.transaction() as conn:
             conn.executemany(
                 "INSERT INTO items(row, item_id, text_hash, text, state, label, label_source, consensus_label, uncertainty,"
-                " votes, reviewed_label, session, updated_at, unanimous, confidence, seed)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " votes, reviewed_label, session, updated_at, unanimous, confidence, seed, audited)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 
@@ -110,6 +111,19 @@ class ItemTable:
     def count_labeled(self) -> int:
         """Items that have a label (any source)."""
         return self.db.conn.execute("SELECT COUNT(*) FROM items WHERE label IS NOT NULL").fetchone()[0]
+
+    def count_routed(self) -> int:
+        """Items routed to review as hard items (any state but skipped, not labeled by consensus, not audited)."""
+        return self.db.conn.execute(
+            "SELECT COUNT(*) FROM items WHERE state != 'skipped' AND label_source != 'consensus' AND audited = 0"
+        ).fetchone()[0]
+
+    def audit_answers(self) -> tuple[np.ndarray, np.ndarray]:
+        """(m,) U and (m,) bool "consensus label = reviewer's label" of the audited items the reviewer answered."""
+        found = self.db.conn.execute(
+            "SELECT uncertainty, consensus_label = reviewed_label AS agree FROM items WHERE audited = 1 AND reviewed_label IS NOT NULL ORDER BY row"
+        ).fetchall()
+        return np.array([r[0] for r in found], dtype=float), np.array([bool(r[1]) for r in found], dtype=bool)
 
     def count_by_source(self) -> dict[str, int]:
         cursor = self.db.conn.execute(f"SELECT {ROUTE} AS route, COUNT(*) AS n FROM items GROUP BY route")

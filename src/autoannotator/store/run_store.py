@@ -109,6 +109,8 @@ class RunStore:
     count_by_state = _forward("records", ItemTable.count_by_state)
     count_labeled = _forward("records", ItemTable.count_labeled)
     count_by_source = _forward("records", ItemTable.count_by_source)
+    count_routed = _forward("records", ItemTable.count_routed)
+    audit_answers = _forward("records", ItemTable.audit_answers)
     unresolved_states = _forward("records", ItemTable.unresolved_states)
     labeled_by_review = _forward("records", ItemTable.labeled_by_review)
     count_reviewed_unused = _forward("records", ItemTable.count_reviewed_unused)

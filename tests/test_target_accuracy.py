@@ -1,0 +1,211 @@
+"""--target-accuracy and --audit: the statistics on seeded synthetic data with known accuracy, then the run itself
+(a shifted seed, the audit guard) with the real lexicon and tfidf specialists and a gold reviewer."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rich.console import Console
+
+from autoannotator import Annotator, Task
+from autoannotator.display import show_summary
+from autoannotator.audit import audit_draw, audit_figures, guard
+from autoannotator.errors import AnnotatorError
+from autoannotator.specialists import create_specialist
+from autoannotator.target_accuracy import accepted, certify
+from tests.conftest import EXAMPLE
+
+TRIALS = 200
+
+
+def synthetic(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """U from a beta distribution and a consensus label right with probability 1 - 0.9 U (known accuracy curve)."""
+    u = rng.beta(1.2, 4.0, n)
+    return u, rng.random(n) < 1.0 - 0.9 * u
+
+
+def true_accuracy(threshold: float | None) -> float:
+    """Accuracy of the items accepted at `threshold` under `synthetic`, by numerical integration over U."""
+    from scipy.stats import beta
+
+    if threshold is None:
+        return 1.0
+    grid = np.linspace(0, threshold, 4001)
+    density = beta(1.2, 4.0).pdf(grid)
+    return float(np.trapezoid(density * (1 - 0.9 * grid), grid) / np.trapezoid(density, grid))
+
+
+@pytest.mark.parametrize(("target", "confidence"), [(0.9, 0.9), (0.85, 0.8)])
+def test_the_certified_threshold_holds_its_accuracy_in_at_least_the_confidence_share_of_trials(target: float, confidence: float) -> None:
+    rng = np.random.default_rng(11)
+    held, shares = 0, []
+    for _ in range(TRIALS):
+        certificate = certify(*synthetic(rng, 500), target=target, confidence=confidence)
+        held += true_accuracy(certificate.threshold) >= target
+        shares.append(certificate.seed_accepted_share)
+    assert held / TRIALS >= confidence, held / TRIALS
+    assert np.mean(shares) > 0.05  # not vacuous: it does accept items
+
+
+def test_a_target_the_seed_cannot_support_accepts_nothing() -> None:
+    u, correct = synthetic(np.random.default_rng(0), 500)
+    certificate = certify(u, correct, target=0.995, confidence=0.9)
+    assert certificate.threshold is None and not accepted(u, None).any()
+    assert certify(np.zeros(10), np.ones(10, bool), target=0.9, confidence=0.9).threshold is None  # 10 items cannot certify 90% at 90%
+
+
+def test_the_audit_interval_covers_the_true_accuracy_in_at_least_90_percent_of_trials() -> None:
+    rng = np.random.default_rng(5)
+    covered, n_accepted = 0, 3000
+    for trial in range(TRIALS):
+        truth = rng.uniform(0.6, 0.97)
+        right = rng.random(n_accepted) < truth
+        audited = audit_draw(range(n_accepted), 0.05, seed=trial)
+        frame = pd.DataFrame({"label": "a", "label_source": np.where(audited, "gold", "consensus"), "consensus_label": "a",
+                              "reviewed_label": np.where(audited, np.where(right, "a", "b"), None), "audited": audited})  # fmt: skip
+        interval = audit_figures(frame)["accepted_accuracy"]
+        covered += interval["low"] <= right.mean() <= interval["high"]
+    assert covered / TRIALS >= 0.9
+
+
+def test_the_audit_draw_is_seeded_per_row_whatever_the_chunks() -> None:
+    whole = audit_draw(range(1000), 0.1, seed=3)
+    chunked = np.concatenate([audit_draw(range(s, min(s + 37, 1000)), 0.1, seed=3) for s in range(0, 1000, 37)])
+    assert (whole == chunked).all() and 60 < whole.sum() < 140
+    assert (whole != audit_draw(range(1000), 0.1, seed=4)).any()
+
+
+def test_the_guard_lowers_the_threshold_to_where_the_audit_reaches_the_target() -> None:
+    u = np.linspace(0.01, 0.5, 60)
+    agree = u < 0.25  # right below 0.25, wrong above
+    breached, lowered = guard(u, agree, threshold=0.5, target=0.9)
+    assert breached and 0.24 <= lowered < 0.5
+    assert guard(u[:20], agree[:20], threshold=0.5, target=0.9) == (False, 0.5)  # all right: nothing to do
+
+
+def test_the_command_line_refuses_a_target_without_the_learned_rule_in_one_line(tmp_path: Path) -> None:
+    done = cli("annotate", "--task", str(EXAMPLE / "task.yaml"), "--input", str(EXAMPLE / "tweets.csv"), "--output", str(tmp_path / "o.csv"),
+               "--specialists", "lexicon", "--rule", "margin", "--target-accuracy", "0.9", "--reviewer", "gold:gold_label")  # fmt: skip
+    assert done.returncode == 2 and "--target-accuracy needs --rule learned" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_target_accuracy_needs_the_learned_rule_a_seed_and_no_epsilon(task: Task, tmp_path: Path) -> None:
+    with pytest.raises(AnnotatorError, match="needs --rule learned"):
+        Annotator(task, specialists=["lexicon"], run_dir=tmp_path, rule="margin", target_accuracy=0.9, reviewer="gold:gold_label")
+    with pytest.raises(AnnotatorError, match="leave out --epsilon"):
+        Annotator(task, specialists=["lexicon"], run_dir=tmp_path, rule="learned", epsilon=0.3, target_accuracy=0.9, reviewer="gold:gold_label")
+    with pytest.raises(AnnotatorError, match="--audit sends items to the reviewer"):
+        Annotator(task, specialists=["lexicon"], run_dir=tmp_path, rule="learned", target_accuracy=0.9)
+    run = Annotator(task, specialists=["lexicon"], run_dir=tmp_path, rule="learned", target_accuracy=0.9, reviewer="gold:gold_label")
+    assert run.audit == 0.05  # the audit is on by default with a target
+    with pytest.raises(AnnotatorError, match="certified on a labeled seed"):
+        run.annotate(pd.DataFrame({"id": ["a", "b"], "text": ["good", "bad"], "gold_label": ["positive", "negative"]}))
+
+
+def easy_seed(task: Task, seed: pd.DataFrame) -> pd.DataFrame:
+    """A seed drawn unlike the input: only the items the lexicon gets right with confidence (a selection bias)."""
+    probs = create_specialist("lexicon", task).predict_proba(seed["text"].tolist())
+    guessed = np.array(task.label_names)[probs.argmax(axis=1)]
+    return seed[(guessed == seed["label"].to_numpy()) & (probs.max(axis=1) > 0.6)]
+
+
+@pytest.mark.slow
+def test_a_seed_drawn_unlike_the_input_breaks_the_audit_and_the_run_says_so_and_reviews_more(
+    task: Task, tweets_frame: pd.DataFrame, seed_frame: pd.DataFrame, tmp_path: Path
+) -> None:  # fmt: skip
+    seed = easy_seed(task, seed_frame)
+    frame = tweets_frame.iloc[:1500]
+    run = Annotator(task, specialists=["lexicon", "tfidf"], reviewer="gold:gold_label", run_dir=tmp_path / "run", rule="learned",
+                    target_accuracy=0.8, audit=0.1, chunk_size=150)  # fmt: skip
+    with pytest.warns(UserWarning, match="below the target accuracy 80.0%.*raised"):
+        result = run.annotate(frame, seed=seed)
+    target = result.summary.target_accuracy
+    assert target["certificate"]["seed_accuracy"] >= 0.8 and target["guard"] and not target["holds"]
+    first = target["guard"][0]
+    assert first["audited_accuracy"] < 0.8 and (first["threshold_after"] is None or first["threshold_after"] < first["threshold_before"])
+    labeled = result.frame
+    after = first["after_items"]
+    reviewed = labeled["label_source"] != "consensus"
+    assert reviewed.iloc[after:].mean() > reviewed.iloc[:after].mean() + 0.05  # the threshold went up for the rest of the run
+    assert result.summary.audit["accepted_accuracy"]["estimate"] < 0.8
+    console = Console(record=True, width=300)
+    show_summary(console, result.summary)
+    shown = console.export_text()
+    assert "guarantee: broken by the audit" in shown and "audit guard after" in shown and "assuming" not in shown
+
+
+def cli(*args: str, **kwargs: object) -> subprocess.CompletedProcess:
+    env = os.environ | {"PYTHONPATH": str(EXAMPLE.parents[1] / "src")}
+    return subprocess.run([sys.executable, "-m", "autoannotator", *args], capture_output=True, text=True, env=env, timeout=600, **kwargs)
+
+
+@pytest.mark.slow
+def test_audited_items_are_marked_and_counted_end_to_end_and_evaluate_estimates_without_gold(tmp_path: Path) -> None:
+    data = tmp_path / "tweets.csv"
+    pd.read_csv(EXAMPLE / "tweets.csv", dtype=str).iloc[:400].to_csv(data, index=False)
+    out, summary = tmp_path / "labeled.csv", tmp_path / "summary.json"
+    done = cli("annotate", "--task", str(EXAMPLE / "task.yaml"), "--input", str(data), "--output", str(out), "--specialists", "lexicon",
+               "--rule", "margin", "--budget", "0.3", "--audit", "0.2", "--reviewer", "gold:gold_label", "--quiet", "--summary-json", str(summary))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    labeled = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert list(labeled.columns)[-2:] == ["reason", "audited"]
+    audited = labeled["audited"] == "True"
+    figures = json.loads(summary.read_text())
+    audit = figures["audit"]
+    assert audit["share"] == 0.2 and audit["n_audited"] == audited.sum() == audit["n_answered"] > 0
+    assert (labeled.loc[audited, "label_source"] == "gold").all() and (labeled.loc[audited, "reviewed_label"] == labeled.loc[audited, "gold_label"]).all()
+    truth = (labeled["consensus_label"] == labeled["gold_label"])[audited].mean()
+    assert audit["accepted_accuracy"]["estimate"] == pytest.approx(truth, abs=1e-4) and audit["reference"] == ["gold"]
+    assert figures["target_accuracy"] == {} and "audit: " in done.stdout and "(+ " in done.stdout  # the budget line shows audits apart
+    routed = (labeled["label_source"] != "consensus") & ~audited
+    assert abs(routed.mean() - 0.3) <= 0.01  # audits are reviewed on top of the budget
+    no_gold = cli("evaluate", str(out), "--json", str(tmp_path / "scores.json"))
+    assert no_gold.returncode == 0, no_gold.stderr
+    assert json.loads((tmp_path / "scores.json").read_text())["audit"] == {k: v for k, v in audit.items() if k != "share"}
+    assert "audit: " in no_gold.stdout and "accuracy against the reviewer's labels" in no_gold.stdout
+    plain = tmp_path / "plain.csv"
+    labeled.drop(columns=["audited"]).to_csv(plain, index=False)
+    refused = cli("evaluate", str(plain))
+    assert refused.returncode == 2 and "no audited items" in refused.stderr
+
+
+@pytest.mark.slow
+def test_a_killed_audited_run_resumes_without_auditing_or_paying_twice(tmp_path: Path) -> None:
+    data = tmp_path / "tweets.csv"
+    pd.read_csv(EXAMPLE / "tweets.csv", dtype=str).iloc[:1200].to_csv(data, index=False)
+    out, run_dir = tmp_path / "labeled.csv", tmp_path / "run"
+    args = ["annotate", "--task", str(EXAMPLE / "task.yaml"), "--input", str(data), "--output", str(out), "--specialists", "lexicon",
+            "--rule", "margin", "--budget", "0.2", "--audit", "0.1", "--reviewer", "gold:gold_label", "--run-dir", str(run_dir),
+            "--chunk-size", "100", "--quiet"]  # fmt: skip
+    env = os.environ | {"PYTHONPATH": str(EXAMPLE.parents[1] / "src")}
+    killed = subprocess.run([sys.executable, "-m", "tests.kill_after_commit", "INSERT INTO items", "4", "--", *args],
+                            capture_output=True, text=True, env=env, timeout=600, cwd=EXAMPLE.parents[1])  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    with sqlite3.connect(run_dir / "run.sqlite") as conn:
+        before = dict(conn.execute("SELECT row, audited FROM items WHERE audited = 1").fetchall())
+    assert before  # audits were drawn and stored before the kill
+    resumed = cli(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    with sqlite3.connect(run_dir / "run.sqlite") as conn:
+        answers = conn.execute("SELECT row, COUNT(*) FROM reviews GROUP BY row HAVING COUNT(*) > 1").fetchall()
+        audited_after = dict(conn.execute("SELECT row, audited FROM items WHERE audited = 1").fetchall())
+    assert answers == []  # no item asked twice
+    assert before.items() <= audited_after.items()
+    labeled = pd.read_csv(out, dtype=str, keep_default_na=False)
+    audited = labeled["audited"] == "True"
+    assert audited.sum() == len(audited_after) and labeled.loc[audited, "label_source"].eq("gold").all()
+    expected = audit_draw(range(len(labeled)), 0.1, seed=0) & (labeled["consensus_label"] != "").to_numpy()
+    assert set(np.flatnonzero(audited)) <= set(np.flatnonzero(expected))  # the same seeded draw across the kill
+    routed = (labeled["label_source"] != "consensus") & ~audited
+    assert abs(routed.mean() - 0.2) <= 0.01  # the budget counts routed items, not audits, across the kill
