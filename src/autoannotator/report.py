@@ -12,7 +12,7 @@ from autoannotator.io import require_columns
 from autoannotator.task import label_text, numeric_text
 
 UNRESOLVED = "(unresolved)"
-PREDICTED_COLUMNS = ("label", "label_source", "uncertainty", "votes", "reviewed_label", "consensus_label", "reason")
+PREDICTED_COLUMNS = ("label", "label_source", "uncertainty", "votes", "reviewed_label", "consensus_label", "reason", "audited")
 
 
 @dataclass
