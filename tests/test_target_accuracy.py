@@ -126,10 +126,12 @@ def test_a_seed_drawn_unlike_the_input_breaks_the_audit_and_the_run_says_so_and_
 ) -> None:  # fmt: skip
     seed = easy_seed(task, seed_frame)
     frame = tweets_frame.iloc[:1500]
-    run = Annotator(task, specialists=["lexicon", "tfidf"], reviewer="gold:gold_label", run_dir=tmp_path / "run", rule="learned",
-                    target_accuracy=0.8, audit=0.1, chunk_size=150)  # fmt: skip
+    def run() -> Annotator:
+        return Annotator(task, specialists=["lexicon", "tfidf"], reviewer="gold:gold_label", run_dir=tmp_path / "run", rule="learned",
+                         target_accuracy=0.8, audit=0.1, chunk_size=150)  # fmt: skip
+
     with pytest.warns(UserWarning, match="below the target accuracy 80.0%.*raised"):
-        result = run.annotate(frame, seed=seed)
+        result = run().annotate(frame, seed=seed)
     target = result.summary.target_accuracy
     assert target["certificate"]["seed_accuracy"] >= 0.8 and target["guard"] and not target["holds"]
     first = target["guard"][0]
@@ -143,6 +145,9 @@ def test_a_seed_drawn_unlike_the_input_breaks_the_audit_and_the_run_says_so_and_
     show_summary(console, result.summary)
     shown = console.export_text()
     assert "guarantee: broken by the audit" in shown and "audit guard after" in shown and "assuming" not in shown
+    again = run().annotate(frame, seed=seed).summary  # a resumed run keeps the raised threshold and the guard's events
+    assert again.target_accuracy["threshold"] == target["threshold"] and again.target_accuracy["guard"] == target["guard"]
+    assert again.audit == result.summary.audit
 
 
 def cli(*args: str, **kwargs: object) -> subprocess.CompletedProcess:

@@ -242,7 +242,7 @@ class Annotator:
             raise AnnotatorError(f"the review budget is a fraction in [0, 1], got {budget}")
         self._check_target(rule, epsilon, target_accuracy, confidence, audit, mode)
         if rule != "vote" and epsilon is None and budget is None and target_accuracy is None:
-            raise AnnotatorError(f"the '{rule}' rule needs --epsilon, --budget or --target-accuracy")
+            raise AnnotatorError(f"the '{rule}' rule needs --epsilon or --budget" + (" (or --target-accuracy)" if rule == "learned" else ""))
         if mode == "llm-only" and self.reviewer is None:
             raise AnnotatorError("--mode llm-only needs a reviewer that labels every item, e.g. --reviewer llm")
         if chunk_size < 1:
