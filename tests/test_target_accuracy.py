@@ -78,6 +78,15 @@ def test_the_audit_interval_covers_the_true_accuracy_in_at_least_90_percent_of_t
     assert covered / TRIALS >= 0.9
 
 
+def test_with_an_llm_reviewer_the_audit_says_it_measures_agreement_with_the_llm() -> None:
+    frame = pd.DataFrame({"label": ["a", "b", "a"], "label_source": ["llm+consensus", "llm", "consensus"], "consensus_label": ["a", "a", "a"],
+                          "reviewed_label": ["a", "b", None], "audited": [True, True, False]})  # fmt: skip
+    figures = audit_figures(frame)
+    assert figures["reference"] == ["llm", "llm+consensus"] and "agreement with the LLM" in figures["note"]
+    assert (figures["n_audited"], figures["n_answered"], figures["n_agree"]) == (2, 2, 1)
+    assert figures["accepted_accuracy"]["estimate"] == 0.5 and audit_figures(frame.assign(audited=False)) is None
+
+
 def test_the_audit_draw_is_seeded_per_row_whatever_the_chunks() -> None:
     whole = audit_draw(range(1000), 0.1, seed=3)
     chunked = np.concatenate([audit_draw(range(s, min(s + 37, 1000)), 0.1, seed=3) for s in range(0, 1000, 37)])
