@@ -550,7 +550,12 @@ class Annotator:
         probs, targets = self._seed_out_of_fold(seed_data)
         settings = self._settings()
         epsilon = None if settings.epsilon == DRIVER_ROUTES else settings.epsilon
+        if epsilon is None and self.budget is None and self.used_rule != "vote":
+            epsilon = 1.0  # --target-accuracy routes by its certified threshold below
         outcome = decide(probs[:, picked], rule=self.used_rule, epsilon=epsilon, budget=self.budget, aggregator=self.aggregator)
+        uncertain = outcome.hard
+        if self.target_accuracy is not None:  # as `_targeted` routes: above the threshold in force, within the budget if any
+            uncertain = ~accepted(outcome.uncertainty, self.threshold) & (outcome.hard if self.budget is not None else True)
         names = self.task.label_names
         before = store.llm_usage()
         queue = [ReviewItem(row=-1 - i, item_id=f"probe-{i}", text=texts[i], votes={}, consensus_label=names[int(outcome.labels[j])])
@@ -566,7 +571,7 @@ class Annotator:
         return ProbeAnswers(
             requested=self.reviewer_probe, seed_index=picked, true=[int(targets[i]) for i in picked],
             answer=[names.index(a.label) if a.label in names else NO_ANSWER for a in given], pool=[int(v) for v in outcome.labels],
-            uncertain=[bool(h) for h in outcome.hard], labels=list(names), cost_usd=cost, **spent,
+            uncertain=[bool(h) for h in uncertain], labels=list(names), cost_usd=cost, **spent,
             seconds=time.perf_counter() - started, label_counts=np.bincount(targets, minlength=len(names)).tolist(),
         )  # fmt: skip
 

@@ -173,3 +173,14 @@ def test_require_better_reviewer_stops_with_one_line(seed_frame: pd.DataFrame, t
     assert "reviewer probe: 30 seed items" in scores.stdout and "llm+consensus" in scores.stdout
     evaluated = json.loads((tmp_path / "e.json").read_text())["reviewer"]
     assert {k: evaluated[k] for k in SUMMARY_KEYS} == {k: summary[k] for k in SUMMARY_KEYS}
+
+
+def test_probe_with_a_target_accuracy_routes_as_the_run(bare_task: Task, seed_frame: pd.DataFrame, tweets_frame: pd.DataFrame, server, tmp_path: Path) -> None:
+    """--target-accuracy routes by its certified threshold: the probe's uncertain items are those above it."""
+    url, _ = server
+    annotator = Annotator(bare_task, specialists=["tfidf", "lexicon"], rule="learned", target_accuracy=0.7, audit=0.0, reviewer="llm",
+                          reviewer_options=llm(url), run_dir=tmp_path / "run", reviewer_probe=30)  # fmt: skip
+    result = annotator.annotate(tweets_frame.iloc[:60][["text"]], seed=seed_frame.iloc[:150])
+    figures = result.summary.reviewer
+    assert figures["probe_items"] == 30 and 0 < figures["uncertain_probe_items"] <= 30
+    assert figures["review_mode"] == "combine" and SUMMARY_KEYS <= set(figures)
