@@ -37,22 +37,3 @@ def use_deterministic_kernels() -> None:
     torch.use_deterministic_algorithms(True)
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
-
-
-@contextlib.contextmanager
-def global_random_state_kept() -> Iterator[None]:
-    """Run the body (a library that seeds every generator globally, like transformers' `set_seed`), then give
-    Python's, NumPy's and torch's global generators back the states they had before."""
-    import random
-
-    import numpy as np
-    import torch
-
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        try:
-            yield
-        finally:
-            random.setstate(python_state)
-            np.random.set_state(numpy_state)

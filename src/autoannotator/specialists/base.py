@@ -200,7 +200,7 @@ def load_specialist(folder: str | Path, task: Task, *, allow_remote_code: bool =
 
 
 def _import_builtin_kinds() -> None:
-    from autoannotator.specialists import embedding, hf, lexicon, llm, saved, setfit, tfidf  # noqa: F401
+    from autoannotator.specialists import embedding, hf, lexicon, llm, saved, tfidf  # noqa: F401
 
 
 class LabelMapping:
