@@ -69,3 +69,18 @@ def test_review_modes_override_only_reviewed_items_and_combine_follows_a_trusted
     assert modes["combine"].tolist() == [1, 1, 2, 0]
     chance = np.full((3, 3), 1 / 3)  # a reviewer at chance moves nothing
     assert quality.review_modes(labels, posterior, hard, answers, chance)["combine"].tolist() == [0, 1, 2, 0]
+
+
+def test_targets_are_marked_from_the_figures() -> None:
+    def pool(learned: float, margin: float, vote: float, paper_sim: float, learned_sim_at_paper: float) -> dict:
+        def rule(acc: float, sim_at_paper: float = 0.0) -> dict:
+            budgets = {b: {"share": b, "gold": acc, "simulated": acc} for b in quality.BUDGETS}
+            return {"auroc": 0.85, "ece": 0.04, "budgets": budgets | {"paper share": {"share": 0.3, "gold": acc, "simulated": sim_at_paper}}}
+
+        return {"pools": {"fast": {"rules": {"learned": rule(learned, learned_sim_at_paper), "margin": rule(margin), "vote": rule(vote),
+                                             "paper rule": {"share": 0.3, "gold": 0.9, "simulated": paper_sim}}}}}  # fmt: skip
+
+    met = dict((t.split(" (")[0].split(":")[0], ok) for t, _, ok in quality.targets({"a": pool(0.9, 0.88, 0.87, 0.70, 0.74)}, "fast"))
+    assert all(met.values()), met
+    missed = quality.targets({"a": pool(0.9, 0.91, 0.87, 0.70, 0.72), "b": pool(0.8, 0.8, 0.8, 0.70, 0.72)}, "fast")
+    assert [ok for _, _, ok in missed] == [True, True, True, False, False]  # mean 0.85 at 20%; margin above learned; +2 points only
