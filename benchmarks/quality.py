@@ -339,30 +339,29 @@ def reviewer_skill_section(dataset: str, scores: Scores, seed: pd.DataFrame, tes
     return {"items": len(keep), "share": float(hard.mean()), "probe": len(probe), "reviewers": rows}
 
 
-def run_set(dataset: str, pools: Sequence[str], args: argparse.Namespace) -> dict:
-    """Score `dataset` with each pool once and route every rule and budget from the same U."""
+def run_pool(dataset: str, pool: str, args: argparse.Namespace, out: dict) -> None:
+    """Score `dataset` with `pool` once and route every rule and budget from the same U; adds to `out` (the set's
+    results: seed/test sizes, pools, and the reviewer comparison and Annotator check where this set has them)."""
     seed = load_split(dataset, "train").iloc[: args.seed_rows].reset_index(drop=True)
     test = load_split(dataset, "test").iloc[: args.test_rows].reset_index(drop=True)
-    out = {"seed_rows": len(seed), "test_rows": len(test), "pools": {}}
-    for pool in pools:
-        scores = score_pool(dataset, pool_specs(dataset, pool), seed, test, random_seed=args.random_seed, cache=None if args.no_cache else CACHE)
-        n_labels = scores.test.shape[2]
-        reviewers = {"gold": scores.y_test,
-                     "simulated": simulated_answers(scores.y_test, n_labels, SIMULATED_ACCURACY, (args.random_seed, SETS.index(dataset)))}  # fmt: skip
-        paper = decide(scores.test, rule="vote", epsilon=None)  # the paper's rule: every disagreement is reviewed
-        paper_share = float(paper.hard.mean())
-        rules = {rule: set_rows(dataset, scores, rule, consensus(scores, rule, random_seed=args.random_seed), reviewers, paper_share) for rule in RULES}
-        paper_labels = np.where((paper.votes == ABSTAIN).all(axis=0), -1, paper.labels)
-        rules["paper rule"] = {"share": paper_share, **{name: final_accuracy(paper_labels, paper.hard, answers, scores.y_test)
-                                                        for name, answers in reviewers.items()}}  # fmt: skip
-        out["pools"][pool] = {"specialists": scores.names, "seconds": scores.seconds, "rules": rules}
-        if args.skill_set == dataset and pool == "fast":
-            out["reviewer_skill"] = reviewer_skill_section(dataset, scores, seed, test, args)
-            print(f"  reviewer skill: {out['reviewer_skill']}", flush=True)
-        if args.check_annotator == dataset and pool == "fast":
-            out["annotator_check"] = check_annotator(dataset, pool_specs(dataset, pool), seed, test, scores, random_seed=args.random_seed)
-            print("  " + out["annotator_check"], flush=True)
-    return out
+    out.update(seed_rows=len(seed), test_rows=len(test))
+    scores = score_pool(dataset, pool_specs(dataset, pool), seed, test, random_seed=args.random_seed, cache=None if args.no_cache else CACHE)
+    n_labels = scores.test.shape[2]
+    reviewers = {"gold": scores.y_test,
+                 "simulated": simulated_answers(scores.y_test, n_labels, SIMULATED_ACCURACY, (args.random_seed, SETS.index(dataset)))}  # fmt: skip
+    paper = decide(scores.test, rule="vote", epsilon=None)  # the paper's rule: every disagreement is reviewed
+    paper_share = float(paper.hard.mean())
+    rules = {rule: set_rows(dataset, scores, rule, consensus(scores, rule, random_seed=args.random_seed), reviewers, paper_share) for rule in RULES}
+    paper_labels = np.where((paper.votes == ABSTAIN).all(axis=0), -1, paper.labels)
+    rules["paper rule"] = {"share": paper_share, **{name: final_accuracy(paper_labels, paper.hard, answers, scores.y_test)
+                                                    for name, answers in reviewers.items()}}  # fmt: skip
+    out.setdefault("pools", {})[pool] = {"specialists": scores.names, "seconds": scores.seconds, "rules": rules}
+    if args.skill_set == dataset and pool == "fast":
+        out["reviewer_skill"] = reviewer_skill_section(dataset, scores, seed, test, args)
+        print(f"  reviewer skill: {out['reviewer_skill']}", flush=True)
+    if args.check_annotator == dataset and pool == "fast":
+        out["annotator_check"] = check_annotator(dataset, pool_specs(dataset, pool), seed, test, scores, random_seed=args.random_seed)
+        print("  " + out["annotator_check"], flush=True)
 
 
 def main() -> None:
@@ -388,10 +387,11 @@ def main() -> None:
     pools = [p for p in args.pools.split(",") if p]
     hf_sets = sets if args.hf_sets is None else [s for s in args.hf_sets.split(",") if s]
     results, started = {}, time.perf_counter()
-    for dataset in sets:
-        print(dataset, flush=True)
-        results[dataset] = run_set(dataset, [p for p in pools if p != "hf" or dataset in hf_sets], args)
-        write_results(results, args, complete=False)
+    for pool in pools:  # every set with the fast pool first: the slow hf pool comes last
+        for dataset in sets if pool != "hf" else [s for s in sets if s in hf_sets]:
+            print(dataset, pool, flush=True)
+            run_pool(dataset, pool, args, results.setdefault(dataset, {}))
+            write_results(results, args, complete=False)
     write_results(results, args, complete=set(results) == set(SETS))
     print(f"done in {time.perf_counter() - started:.0f} s: {args.output}")
 
@@ -453,7 +453,7 @@ def write_results(results: dict, args: argparse.Namespace, *, complete: bool) ->
     sizes = ", ".join(f"{d} {r['seed_rows']}/{r['test_rows']}" for d, r in results.items())
     lines = [
         "# Quality per review budget on the shared classification sets (issue 11)", "",
-        *([] if complete else ["**Partial**: not every set has run yet (see the per-set tables).", ""]),
+        *([] if complete else ["**Partial**: not every set and pool has run yet (see the per-set tables).", ""]),
         f"- command: `{command_line(args)}` (cached specialist outputs under benchmarks/.cache/quality/ change no figure)",
         f"- data: ../shared/data ({', '.join(results)}); seed = first {args.seed_rows} rows of train, test = first {args.test_rows} rows of test "
         f"(empty texts dropped); seed/test rows: {sizes}",
