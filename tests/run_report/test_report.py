@@ -121,3 +121,42 @@ def test_report_ledger_of_a_run_reviewed_by_a_real_llama_server(task, tweets_fra
     for route in {"llm", "llm+consensus"} & set(result.summary.counts):  # combine: the answer kept, or overruled by the pool
         assert re.search(rf"<td>{re.escape(route)}</td><td>{result.summary.counts[route]}</td>", html)
     assert "the reviewer labeled 10 random seed items" in html  # the reviewer probe's section
+
+
+def test_report_accuracy_counts_the_final_label_where_combine_overruled_the_reviewer(task, tweets_frame: pd.DataFrame, seed_frame: pd.DataFrame,
+                                                                                    tmp_path: Path) -> None:  # fmt: skip
+    """Under --review-mode combine a reviewed item can keep its consensus label over the reviewer's answer
+    (llm+consensus): the report's accuracy for this run is that of the final labels, as `evaluate` says."""
+    from autoannotator import Annotator
+    from autoannotator.llm.server import free_port
+    from tests.fault_server import serve
+
+    port = free_port()
+    httpd = serve(port, tmp_path / "answered.jsonl")  # a real HTTP reviewer answering by keywords: often wrong
+    try:
+        options = {"base_url": f"http://127.0.0.1:{port}/v1", "model": "gpt-3.5-turbo", "max_retries": 1, "timeout_s": 10.0}
+        Annotator(task.model_copy(update={"id_column": None}), specialists=["lexicon"], rule="margin", epsilon=0.6, reviewer="llm",
+                  reviewer_options=options, reviewer_probe=30, review_mode="combine",
+                  run_dir=tmp_path / "out.csv.run").annotate(tweets_frame.iloc[:120][["text", "gold_label"]], seed=seed_frame.iloc[:150],
+                                                             output=tmp_path / "out.csv")  # fmt: skip
+    finally:
+        httpd.shutdown()
+    labeled = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
+    overruled = (labeled["label_source"] == "llm+consensus") & (labeled["label"] != labeled["reviewed_label"])
+    assert overruled.any()  # the case at hand: the answer and the final label differ
+    evaluated = subprocess.run([sys.executable, "-m", "autoannotator", "evaluate", str(tmp_path / "out.csv"), "--gold", "gold_label"],
+                               capture_output=True, text=True)  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    html = write_report(tmp_path / "out.csv.run", tmp_path / "r.html", gold_column="gold_label").read_text()
+    scored = labeled[labeled["uncertainty"] != ""]
+    accuracy = (scored["label"] == scored["gold_label"]).mean()
+    share = (scored["label_source"] != "consensus").mean()
+    assert f"<td>{share:.1%}</td><td>-</td><td>{accuracy:.3f}</td>" in html
+    assert f"accuracy: {accuracy:.4f}" in evaluated.stdout and len(scored) == len(labeled)  # every item is scored: the same figure
+    from autoannotator.run_report import figures
+    from autoannotator.store import STORE_FILE, RunStore
+
+    store = RunStore(tmp_path / "out.csv.run" / STORE_FILE)
+    curve = figures.budget_curve(store.items(), None)
+    store.close()
+    assert curve.run[-1] == 1.0  # at the realised share the run's outcome is its final labels: full agreement with them

@@ -123,12 +123,13 @@ def uncertainty_by_route(items: Sequence[ItemRecord]) -> dict[str, list[float]]:
 def budget_curve(items: Sequence[ItemRecord], gold: Sequence[str | None] | None = None, *, steps: int = 20) -> BudgetCurve | None:
     """Accuracy against the review budget (the share of scored items reviewed, most uncertain first).
 
-    At budget b the ⌈b·n⌉ most uncertain scored items take the reviewer's answer, the rest their consensus
-    label. With `gold` (one value or None per item, in row order) it is accuracy on the items with gold; the
+    At budget b the ⌈b·n⌉ most uncertain scored items take their reviewed outcome (the run's final label for
+    the items it sent to review: the reviewer's answer, or the consensus label where the combination overruled
+    it), the rest their consensus label. With `gold` (one value or None per item, in row order) it is accuracy on the items with gold; the
     `oracle` curve takes gold as the answer (a reviewer that is always right), the `run` curve this run's
-    outcome for the items it sent to review (the answer, or none: unresolved counts as wrong), up to the
+    final label for the items it sent to review (none: unresolved counts as wrong), up to the
     realised review share, where it equals the run's accuracy on its scored items. Without gold, the `run`
-    curve is the agreement with the final labels (reviewed answers as truth, consensus labels assumed right,
+    curve is the agreement with the final labels (reviewed outcomes as truth, consensus labels assumed right,
     unresolved items left out), or None if nothing was sent to review.
     Budget curves as in the paper's Table 5 and Fig. 4 (accuracy per share of items sent to review)."""
     scored = [(i, r) for i, r in enumerate(items) if r.uncertainty is not None]
@@ -137,7 +138,8 @@ def budget_curve(items: Sequence[ItemRecord], gold: Sequence[str | None] | None 
     order = sorted(scored, key=lambda pair: (-pair[1].uncertainty, pair[1].row))
     n = len(order)
     routed = [r.label_source != "consensus" for _, r in order]
-    outcome = [r.reviewed_label if routed[j] else r.consensus_label for j, (_, r) in enumerate(order)]
+    outcome = [r.label if routed[j] else r.consensus_label for j, (_, r) in enumerate(order)]  # the final label: under
+    # combine a reviewed item can keep its consensus label over the reviewer's answer (label_source llm+consensus)
     realised = sum(routed) / n
     if gold is None:
         truth = [r.label for _, r in order]
