@@ -105,6 +105,21 @@ def test_accuracy_curve_rises_with_review_and_marks_the_configured_routing() -> 
     assert len(off_curve) == len(CURVE_BUDGETS) + 1 and off_curve[-1]["configured"] and off_curve[-1]["review_fraction"] == pytest.approx(0.15)
 
 
+def test_the_learned_rule_has_an_out_of_fold_curve_that_beats_the_margin_rule_on_unequal_specialists() -> None:
+    rng = np.random.default_rng(1)
+    gold = rng.integers(0, 3, 400)
+    probs = rng.dirichlet(np.ones(3), size=(3, 400))
+    probs[0, np.arange(400), gold] += 2.0  # one informed specialist among two noisy ones: averaging wastes it
+    probs /= probs.sum(axis=2, keepdims=True)
+    learned = accuracy_curve(probs, gold, rule="learned", epsilon=None, budget=0.2, seed=0)
+    margin = accuracy_curve(probs, gold, rule="margin", epsilon=None, budget=0.2)
+    assert len(learned) == len(CURVE_BUDGETS) and [p["configured"] for p in learned].count(True) == 1
+    assert [p["review_fraction"] for p in learned] == pytest.approx(list(CURVE_BUDGETS), abs=0.01)
+    assert learned[0]["accuracy"] > margin[0]["accuracy"] and learned[-1]["accuracy"] == 1.0
+    targeted = accuracy_curve(probs, gold, rule="learned", epsilon=None, budget=None, seed=0)  # --target-accuracy routes itself
+    assert len(targeted) == len(CURVE_BUDGETS) and not any(p["configured"] for p in targeted)
+
+
 def test_tiktoken_counts_openai_models_and_others_are_approximated() -> None:
     exact, approx = counter_for("gpt-3.5-turbo"), counter_for("my-local-model")
     assert exact.exact and exact.name == "tiktoken:cl100k_base" and exact.count("hello world") == 2

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from autoannotator.consensus import Rule, decide
+from autoannotator.consensus import Rule, decide, route_by_budget, route_by_threshold
 from autoannotator.probe import stored_probe
 from autoannotator.reviewer_skill import accuracy_interval
 from autoannotator.reviewers.base import Reviewer
@@ -255,24 +255,36 @@ def predict(
     )  # fmt: skip
 
 
-def accuracy_curve(probs: np.ndarray, gold: np.ndarray, *, rule: Rule, epsilon: float | None, budget: float | None) -> list[dict]:
+def accuracy_curve(
+    probs: np.ndarray, gold: np.ndarray, *, rule: Rule, epsilon: float | None, budget: float | None, seed: int = 0
+) -> list[dict]:  # fmt: skip
     """Accuracy of the run's labels against review share, from out-of-fold probabilities on the seed.
 
     `probs` is (k, n, n_labels), `gold` (n,) label indices. Reviewed items count as correct (a reviewer who
     is always right: an upper bound for an LLM). One point per budget in CURVE_BUDGETS, ranked by the run's
     uncertainty rule; the configured routing is marked `configured: True`, as an extra point unless its budget
-    is one of CURVE_BUDGETS (then that point is marked, not repeated)."""
-    points = []
+    is one of CURVE_BUDGETS (then that point is marked, not repeated). Rule 'learned': the aggregator is
+    cross-fitted on `probs` too (`stacking.fit_aggregator`, folds from `seed`), so its labels and U are
+    out-of-fold at both levels; a run routed by --target-accuracy (no epsilon, no budget) has no configured point."""
     on_curve = budget is not None and any(np.isclose(budget, b) for b in CURVE_BUDGETS)
     settings = [(b, None, on_curve and bool(np.isclose(budget, b))) for b in CURVE_BUDGETS]
-    settings += [] if on_curve else [(budget, epsilon, True)]
-    for b, eps, configured in settings:
-        result = decide(probs, rule=rule, epsilon=eps, budget=b)
-        correct = np.where(result.hard, True, result.labels == gold)
-        points.append({"review_fraction": float(result.hard.mean()), "accuracy": float(correct.mean()),
-                       "consensus_accuracy": float((result.labels == gold).mean()), "configured": configured})  # fmt: skip
-    return points
+    if not on_curve and (rule != "learned" or budget is not None or epsilon is not None):
+        settings.append((budget, epsilon, True))
+    if rule == "learned":
+        from autoannotator.stacking import fit_aggregator
 
+        oof = fit_aggregator(probs, gold, [str(i) for i in range(len(probs))], seed=seed)
+        uncertainty, right = oof.seed_uncertainty, oof.seed_correct
+    points = []
+    for b, eps, configured in settings:
+        if rule == "learned":
+            hard = route_by_budget(uncertainty, b) if b is not None else route_by_threshold(uncertainty, eps)
+        else:
+            result = decide(probs, rule=rule, epsilon=eps, budget=b)
+            hard, right = result.hard, result.labels == gold
+        points.append({"review_fraction": float(hard.mean()), "accuracy": float(np.where(hard, True, right).mean()),
+                       "consensus_accuracy": float(right.mean()), "configured": configured})  # fmt: skip
+    return points
 
 
 def actual_figures(store: RunStore) -> dict[str, float]:

@@ -421,11 +421,11 @@ class Annotator:
             waiting = states.get("pending_review", 0)
             reviewed = len(done) - waiting - states.get("skipped", 0) - store.count_by_source().get("consensus", 0)
             curve = None
-            if seed_data is not None and curve_folds > 1 and self.mode != "llm-only":  # (no curve for the learned rule yet)
+            if seed_data is not None and curve_folds > 1 and self.mode != "llm-only":
                 texts, labels = seed_data
                 probs, gold = cross_fitted_probs(self.specialists, self._trained_on_seed(), texts, labels, seed=self.random_seed,
                                                  n_folds=curve_folds)
-                curve = accuracy_curve(probs, gold, rule=self.rule, epsilon=self.epsilon, budget=self.budget) if self.rule != "learned" else None
+                curve = accuracy_curve(probs, gold, rule=self.rule, epsilon=self.epsilon, budget=self.budget, seed=self.random_seed)
             costs = reviewer_costs(self.reviewer, self.task, [items.texts[r] for r in hard_rows], store, seconds_per_review)
             copies = Counter(items.texts[r] for r in population)  # identical texts are asked once
             distinct = float(np.mean([1 / copies[items.texts[r]] for r in hard_rows])) if hard_rows else 1.0
