@@ -79,6 +79,30 @@ def test_input_columns_named_like_output_columns_are_kept(task: Task, seed_frame
         evaluate_frame(out, "label")
 
 
+@pytest.mark.parametrize("suffix", ["csv", "jsonl", "parquet"])
+def test_labeling_an_earlier_output_again_keeps_every_column_under_a_free_name(task: Task, seed_frame, tmp_path: Path, suffix: str) -> None:
+    """An earlier output labeled again holds both `label` and `input_label` (and the other output columns): the
+    new output keeps each input column once, the clashing ones under the next free name, in every format."""
+    frame = pd.DataFrame({"id": ["a", "b"], "text": ["I love it", "I hate it"], "label": ["positive", "negative"]})
+    first = tmp_path / f"first.{suffix}"
+    Annotator(task, specialists=FAST, run_dir=tmp_path / "r1").annotate(frame, seed=seed_frame, output=first)
+    earlier = read_table(first)
+    earlier["input_input_label"] = ["x", "y"]  # taken too: the pick moves on
+    again = tmp_path / f"again_in.{suffix}"
+    earlier.to_csv(again, index=False) if suffix == "csv" else (earlier.to_json(again, orient="records", lines=True) if suffix == "jsonl"
+                                                                  else earlier.to_parquet(again, index=False))  # fmt: skip
+    out = tmp_path / f"again.{suffix}"
+    Annotator(task, specialists=FAST, run_dir=tmp_path / "r2").annotate(again, seed=seed_frame, output=out)
+    labeled = read_table(out)
+    assert labeled.columns.is_unique and len(labeled.columns) == len(earlier.columns) + len(OUTPUT_COLUMNS)
+    assert labeled["input_label"].tolist() == ["positive", "negative"]  # the original input's label, untouched
+    assert labeled["input_input_label"].tolist() == ["x", "y"]
+    assert labeled["input_input_input_label"].astype(str).tolist() == earlier["label"].astype(str).tolist()  # the first run's labels
+    for column in OUTPUT_COLUMNS:
+        if column != "label":
+            assert f"input_{column}" in labeled.columns, column
+
+
 def test_trainable_specialists_need_a_seed(task: Task, small_tweets, tmp_path: Path) -> None:
     with pytest.raises(AnnotatorError, match="must be trained first"):
         Annotator(task, specialists=["tfidf"], run_dir=tmp_path / "r").annotate(small_tweets)

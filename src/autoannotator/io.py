@@ -8,6 +8,7 @@ import os
 import re
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +206,22 @@ def rename_columns(frame: pd.DataFrame, mapping: dict[str, str]) -> pd.DataFrame
     if FEATURES in frame.attrs:
         renamed.attrs[FEATURES] = {mapping.get(k, k): v for k, v in frame.attrs[FEATURES].items()}
     return renamed
+
+
+def free_input_names(columns: Sequence[str], reserved: Sequence[str]) -> dict[str, str]:
+    """New names for the input columns that clash with `reserved` (the output columns): input_<name>, or
+    input_input_<name> and so on while that is taken by another input column, a reserved name or an earlier
+    pick (an earlier output labeled again holds both `label` and `input_label`). Deterministic: in column order."""
+    taken = set(columns) | set(reserved)
+    mapping: dict[str, str] = {}
+    for column in columns:
+        if column in reserved:
+            name = f"input_{column}"
+            while name in taken:
+                name = f"input_{name}"
+            mapping[column] = name
+            taken.add(name)
+    return mapping
 
 
 def require_columns(frame: pd.DataFrame, columns: list[str], *, source: str) -> None:

@@ -22,7 +22,7 @@ from autoannotator.consensus import RULES, Rule, decide
 from autoannotator.errors import AnnotatorError, InputWarning
 from autoannotator.estimate import Estimate, accuracy_curve, predict, reviewer_costs
 from autoannotator.executors import Executor, create_executor
-from autoannotator.io import read_table, rename_columns, write_table
+from autoannotator.io import free_input_names, read_table, rename_columns, write_table
 from autoannotator.items import InputItems, items_from_frame, labeled_seed, seed_rationales
 from autoannotator.progress import progress_bar
 from autoannotator.reasons import count_reasons, unresolved_reason
@@ -976,7 +976,7 @@ class Annotator:
         return {row: unresolved_reason(state, logged, has_reviewer=has_reviewer) for row, (state, logged) in store.unresolved_states().items()}
 
     def _output_frame(self, frame: pd.DataFrame, store: RunStore, unusable: dict[int, str]) -> pd.DataFrame:
-        """Every input column (a clashing one kept as input_<name>) plus the output columns, in input order.
+        """Every input column (a clashing one kept as input_<name>, see `free_input_names`) plus the output columns, in input order.
         `unusable`: rows the input itself leaves unlabelable, with their reason (e.g. options_unparsed)."""
         reasons = self._reasons(store) | unusable
         stored = pd.DataFrame(
@@ -990,7 +990,7 @@ class Annotator:
         ).set_index("row")  # fmt: skip
         if len(stored) != len(frame):
             raise AnnotatorError(f"run store has {len(stored)} items for {len(frame)} input rows")
-        renamed = rename_columns(frame, {c: f"input_{c}" for c in OUTPUT_COLUMNS if c in frame.columns})
+        renamed = rename_columns(frame, free_input_names(list(frame.columns), OUTPUT_COLUMNS))
         labeled = pd.concat([renamed.reset_index(drop=True), stored.sort_index().reset_index(drop=True)], axis=1)
         labeled.attrs = renamed.attrs  # a datasets input's features, for the output
         return labeled
