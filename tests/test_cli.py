@@ -78,6 +78,19 @@ def test_evaluate_refuses_a_missing_gold_column(tweets_csv: Path, tmp_path: Path
     assert run.returncode == 2 and "missing column(s) ['truth'" in run.stderr
 
 
+def test_evaluate_names_the_output_columns_a_file_lacks(tweets_csv: Path, tmp_path: Path) -> None:
+    """Without --gold (the audit's estimate) or with an `audited` column, a file that is not annotate's output
+    is refused in one line naming the missing columns, not a KeyError traceback."""
+    partial = tmp_path / "partial.csv"
+    pd.read_csv(tweets_csv, dtype=str).assign(audited="True").to_csv(partial, index=False)
+    for args in ([], ["--gold", "gold_label"]):
+        run = cli("evaluate", str(partial), *args)
+        assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+        assert "missing column(s) ['label', 'label_source', 'consensus_label', 'reviewed_label']" in run.stderr
+    bare = cli("evaluate", str(tweets_csv))  # no output column at all
+    assert bare.returncode == 2 and "missing column(s) ['label', 'label_source', 'consensus_label', 'reviewed_label']" in bare.stderr
+
+
 def test_numeric_labels_from_yaml_jsonl_and_a_gold_column_with_gaps(tmp_path: Path) -> None:
     tweets = pd.read_csv(EXAMPLE / "tweets.csv", dtype=str).iloc[:160]
     tweets = tweets[tweets.gold_label != "neutral"]

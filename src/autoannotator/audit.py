@@ -25,6 +25,7 @@ from autoannotator.estimate import proportion_interval
 
 DEFAULT_SHARE = 0.05  # the audit that --target-accuracy turns on: ~100 audited items per 2,500 accepted, +-6 points
 GUARD_MIN_AUDITED = 30  # audited answers under the current threshold before the guard judges it
+AUDIT_COLUMNS = ["label", "label_source", "consensus_label", "reviewed_label"]  # what `audit_figures` reads besides `audited`
 
 
 def audit_draw(rows: Iterable[int], share: float, seed: int) -> np.ndarray:

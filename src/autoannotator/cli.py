@@ -126,14 +126,16 @@ def evaluate(
     with --audit, the audit's estimated accuracy with its 95% interval (all that is shown without --gold)."""
     from dataclasses import asdict
 
-    from autoannotator.audit import audit_figures
+    from autoannotator.audit import AUDIT_COLUMNS, audit_figures
     from autoannotator.display import show_audit, show_estimate_vs_actual, show_evaluation, show_llm_usage, show_reviewer
-    from autoannotator.io import read_table
+    from autoannotator.io import read_table, require_columns
     from autoannotator.report import evaluate_frame
     from autoannotator.task import Task
 
     try:
         frame = read_table(labeled)
+        if gold is None or "audited" in frame.columns:  # the audit's figures need annotate's output columns
+            require_columns(frame, AUDIT_COLUMNS, source=f"{labeled} (not a file written by annotate?)")
         audit = audit_figures(frame)
         if gold is None:
             if audit is None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from autoannotator import AnnotatorError, Task
+from autoannotator.errors import InputWarning
 from autoannotator.specialists import create_specialist, load_specialist
 from autoannotator.specialists.base import options_model
 from autoannotator.specialists.hf import MIN_HELD_OUT, HFSpecialist
@@ -116,7 +118,7 @@ def test_early_stopping_keeps_the_weights_of_the_best_epoch_not_the_last(task: T
     assert log["held_out_items"] == 25 and log["train_items"] == 75 and log["epochs_run"] == 6 and len(losses) == 6
     assert log["best_epoch"] == int(np.argmin(losses)) + 1
     assert log["best_epoch"] < 6 and losses[-1] > min(losses), "precondition: a later epoch must be worse"
-    _, held_out = hf._held_out_split(hf.label_indices(labels))
+    _, held_out, _ = hf._held_out_split(hf.label_indices(labels))
     kept = hf._held_out_loss([texts[i] for i in held_out], hf.label_indices(labels)[held_out])
     assert kept == pytest.approx(min(losses), abs=1e-5)  # the model now is the best epoch's, not the last one
     reloaded = load_specialist(hf.save(tmp_path / "hf"), task)
@@ -142,14 +144,32 @@ def test_a_seed_too_small_to_hold_out_trains_every_epoch_on_all_of_it(task: Task
     n = 10 * MIN_HELD_OUT - 20  # 10% of it is fewer than MIN_HELD_OUT items
     texts, labels = seed_data[0][:n], seed_data[1][:n]
     log = create_specialist("hf", task, epochs=2, max_length=32, learning_rate=2e-4).fit(texts, labels).training_log_
-    assert log == {"train_items": n, "held_out_items": 0, "held_out_loss": [], "epochs_run": 2, "best_epoch": 2}
+    assert log == {"train_items": n, "held_out_items": 0, "held_out_loss": [], "epochs_run": 2, "best_epoch": 2,
+                   "no_held_out": f"validation_fraction 0.1 of {n} items holds out {n // 10} < {MIN_HELD_OUT}"}
+
+
+def test_a_validation_fraction_too_large_for_the_seed_trains_without_a_hold_out_and_says_so(task: Task, seed_data, tmp_path: Path) -> None:
+    """0.99 of a 30-row seed would leave nothing to train on (sklearn refuses such a split): no hold-out, a warning,
+    and the reason in training.json."""
+    texts, labels = seed_data[0][:30], seed_data[1][:30]
+    with pytest.warns(InputWarning, match="leaves 0 to train on"):
+        hf = create_specialist("hf", task, epochs=1, max_length=32, validation_fraction=0.99).fit(texts, labels)
+    log = hf.training_log_
+    assert (log["train_items"], log["held_out_items"], log["epochs_run"]) == (30, 0, 1)
+    assert "fewer than its 3 labels" in log["no_held_out"]
+    hf.save(tmp_path / "hf")
+    assert "no_held_out" in json.loads((tmp_path / "hf" / "training.json").read_text())
+    targets = hf.label_indices(seed_data[1][:100])
+    with pytest.warns(InputWarning):  # 98 held out of 100: 2 training items for 3 labels
+        train, held_out, why = create_specialist("hf", task, validation_fraction=0.98)._held_out_split(targets)
+    assert held_out is None and len(train) == 100 and "leaves 2 to train on" in why
 
 
 def test_held_out_split_is_seeded_and_stratified(task: Task, seed_data) -> None:
     hf = create_specialist("hf", task)
     targets = hf.label_indices(seed_data[1][:400])
-    train, held_out = hf._held_out_split(targets)
-    assert len(held_out) == 40 and len(train) == 360 and not set(train) & set(held_out)
+    train, held_out, why = hf._held_out_split(targets)
+    assert len(held_out) == 40 and len(train) == 360 and not set(train) & set(held_out) and why is None
     assert np.array_equal(held_out, hf._held_out_split(targets)[1])
     other = create_specialist("hf", task, seed=1)._held_out_split(targets)[1]
     assert not np.array_equal(held_out, other)

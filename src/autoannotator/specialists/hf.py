@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +12,7 @@ import numpy as np
 from pydantic import Field
 
 from autoannotator.devices import auto_device
-from autoannotator.errors import AnnotatorError
+from autoannotator.errors import AnnotatorError, InputWarning
 from autoannotator.models import default_encoder_path, quiet_transformers
 from autoannotator.randomness import seeded_torch
 from autoannotator.specialists.base import LabelMapping, Specialist, register
@@ -34,8 +35,9 @@ class HFSpecialist(Specialist):
     batches pad only to their longest text). Early stopping: a seeded, stratified `validation_fraction` (0.1)
     of the training texts is held out; after each epoch the cross-entropy of the held-out slice is measured,
     training stops once it has not improved for `patience` epochs, and the weights of the best epoch are kept
-    (they were trained on the other 90%). With fewer than `MIN_HELD_OUT` held-out items, or
-    `validation_fraction` 0, every epoch is trained and the last weights are kept. After training,
+    (they were trained on the other 90%). With fewer than `MIN_HELD_OUT` held-out items, `validation_fraction`
+    0, or a `validation_fraction` that leaves fewer training items than labels (warned), every epoch is trained
+    on all of the texts and the last weights are kept; training.json says why (`no_held_out`). After training,
     `training_log_` records the per-epoch held-out loss and the chosen epoch (saved as training.json).
     """
 
@@ -150,7 +152,7 @@ class HFSpecialist(Specialist):
         from transformers.trainer_pt_utils import get_length_grouped_indices
 
         targets, texts = self.label_indices(labels), list(texts)
-        train, held_out = self._held_out_split(targets)
+        train, held_out, no_held_out = self._held_out_split(targets)
         batch_size, epochs = self.options["train_batch_size"], self.options["epochs"]
         encoded = self._tokenizer([texts[i] for i in train], truncation=True, max_length=self.options["max_length"])
         lengths, train_targets = [len(ids) for ids in encoded["input_ids"]], targets[train]
@@ -191,22 +193,29 @@ class HFSpecialist(Specialist):
         self.training_log_ = {
             "train_items": len(train), "held_out_items": 0 if held_out is None else len(held_out),
             "held_out_loss": [round(x, 6) for x in losses], "epochs_run": epoch, "best_epoch": best_epoch or epoch,
-        }  # fmt: skip
+        } | ({"no_held_out": no_held_out} if no_held_out else {})  # fmt: skip
         return self
 
-    def _held_out_split(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(train, held-out) indices: a stratified `validation_fraction` slice drawn with the `seed` option, or
-        (all, None) when that slice would hold fewer than MIN_HELD_OUT items."""
+    def _held_out_split(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+        """(train, held-out, None) indices: a stratified `validation_fraction` slice drawn with the `seed` option;
+        or (all, None, why) when that slice would hold fewer than MIN_HELD_OUT items, or leave fewer training
+        items than labels in `targets` (a `validation_fraction` too large for the seed; warned as InputWarning)."""
         from sklearn.model_selection import train_test_split
 
         everything = np.arange(len(targets))
-        n_held_out = int(round(self.options["validation_fraction"] * len(targets)))
-        if n_held_out < MIN_HELD_OUT:
-            return everything, None
+        fraction = self.options["validation_fraction"]
+        n_held_out = int(round(fraction * len(targets)))
         counts = np.unique(targets, return_counts=True)[1]
+        if n_held_out < MIN_HELD_OUT:
+            return everything, None, f"validation_fraction {fraction} of {len(targets)} items holds out {n_held_out} < {MIN_HELD_OUT}"
+        if len(targets) - n_held_out < len(counts):
+            why = (f"validation_fraction {fraction} of {len(targets)} items leaves {len(targets) - n_held_out} to train on, "
+                   f"fewer than its {len(counts)} labels")  # fmt: skip
+            warnings.warn(f"hf: {why}; trained without a hold-out (no early stopping)", InputWarning, stacklevel=2)
+            return everything, None, why
         stratify = targets if counts.min() >= 2 and n_held_out >= len(counts) else None
         train, held_out = train_test_split(everything, test_size=n_held_out, random_state=self.options["seed"], stratify=stratify)
-        return np.sort(train), np.sort(held_out)
+        return np.sort(train), np.sort(held_out), None
 
     def _held_out_loss(self, texts: list[str], targets: np.ndarray) -> float:
         """Mean cross-entropy (nats) of the task-label distribution on held-out items."""
