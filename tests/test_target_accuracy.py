@@ -24,6 +24,7 @@ from autoannotator.errors import AnnotatorError
 from autoannotator.specialists import create_specialist
 from autoannotator.target_accuracy import accepted, certify
 from tests.conftest import EXAMPLE
+from tests.reviewers.test_reviewer_probe import llm, server  # noqa: F401 - the keyword-answering server, a fixture
 
 TRIALS = 200
 
@@ -87,6 +88,25 @@ def test_with_an_llm_reviewer_the_audit_says_it_measures_agreement_with_the_llm(
     assert figures["accepted_accuracy"]["estimate"] == 0.5 and audit_figures(frame.assign(audited=False)) is None
 
 
+def test_the_whole_output_counts_a_reviewed_item_right_only_where_its_label_is_the_reviewers_answer() -> None:
+    """Under --review-mode combine the pool can overrule the reviewer (llm+consensus): such a label is not the
+    reviewer's, so it counts as wrong against the reviewer as reference, as an audited item's does."""
+    frame = pd.DataFrame({
+        "label":           ["a",   "a",             "a",             "a",             "a",   "a",         "a",         "a"],
+        "label_source":    ["llm", "llm+consensus", "llm+consensus", "llm+consensus", "llm", "consensus", "consensus", "consensus"],
+        "consensus_label": ["b",   "a",             "a",             "a",             "a",   "a",         "a",         "a"],
+        "reviewed_label":  ["a",   "b",             "c",             "b",             "a",   None,        None,        None],
+        "audited":         [False, False,           False,           True,            True,  False,       False,       False],
+    })  # fmt: skip
+    figures = audit_figures(frame)
+    assert (figures["n_answered"], figures["n_agree"]) == (2, 1) and "agreement with the LLM" in figures["note"]
+    # right: rows 0 and 4 (label = answer); the three consensus labels at the audited rate 1/2; of 8 labeled
+    assert figures["output_accuracy"]["estimate"] == pytest.approx((2 + 3 * 0.5) / 8, abs=1e-4)
+    unanswered = frame.assign(reviewed_label=None, label_source=["llm", "llm", "llm", "consensus", "consensus", "consensus", "consensus", "consensus"])
+    nothing = audit_figures(unanswered)
+    assert nothing["n_answered"] == 0 and nothing["accepted_accuracy"] is None and nothing["output_accuracy"] is None
+
+
 def test_the_audit_draw_is_seeded_per_row_whatever_the_chunks() -> None:
     whole = audit_draw(range(1000), 0.1, seed=3)
     chunked = np.concatenate([audit_draw(range(s, min(s + 37, 1000)), 0.1, seed=3) for s in range(0, 1000, 37)])
@@ -109,13 +129,30 @@ def test_the_command_line_refuses_a_target_without_the_learned_rule_in_one_line(
     assert not (tmp_path / "o.csv").exists()
 
 
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--rule", "learned", "--budget", "0.2", "--confidence", "0.8", "--reviewer", "gold:gold_label"],
+     "error: --confidence is the probability with which --target-accuracy holds"),
+    (["--rule", "learned", "--target-accuracy", "0.8", "--reviewer", "none"],
+     "error: --target-accuracy sends the items above its certified threshold"),
+], ids=["confidence-alone", "target-without-reviewer"])  # fmt: skip
+def test_the_command_line_refuses_flags_it_could_not_honour_in_one_line(tmp_path: Path, flags: list[str], message: str) -> None:
+    done = cli("annotate", "--task", str(EXAMPLE / "task.yaml"), "--input", str(EXAMPLE / "tweets.csv"), "--output", str(tmp_path / "o.csv"),
+               "--seed", str(EXAMPLE / "seed.csv"), "--specialists", "lexicon", *flags)  # fmt: skip
+    assert done.returncode == 2 and done.stderr.strip().startswith(message) and len(done.stderr.strip().splitlines()) == 1
+    assert "--audit" not in done.stderr and not (tmp_path / "o.csv").exists()
+
+
 def test_target_accuracy_needs_the_learned_rule_a_seed_and_no_epsilon(task: Task, tmp_path: Path) -> None:
     with pytest.raises(AnnotatorError, match="needs --rule learned"):
         Annotator(task, specialists=["lexicon"], run_dir=tmp_path, rule="margin", target_accuracy=0.9, reviewer="gold:gold_label")
     with pytest.raises(AnnotatorError, match="leave out --epsilon"):
         Annotator(task, specialists=["lexicon"], run_dir=tmp_path, rule="learned", epsilon=0.3, target_accuracy=0.9, reviewer="gold:gold_label")
-    with pytest.raises(AnnotatorError, match="--audit sends items to the reviewer"):
+    with pytest.raises(AnnotatorError, match="--target-accuracy sends the items above its certified threshold .* to a reviewer: give one"):
         Annotator(task, specialists=["lexicon"], run_dir=tmp_path, rule="learned", target_accuracy=0.9)
+    with pytest.raises(AnnotatorError, match="--audit sends items to the reviewer"):
+        Annotator(task, specialists=["lexicon"], run_dir=tmp_path, rule="learned", target_accuracy=0.9, audit=0.1)
+    with pytest.raises(AnnotatorError, match="--confidence is the probability with which --target-accuracy holds"):
+        Annotator(task, specialists=["lexicon"], run_dir=tmp_path, rule="learned", budget=0.2, confidence=0.8, reviewer="gold:gold_label")
     run = Annotator(task, specialists=["lexicon"], run_dir=tmp_path, rule="learned", target_accuracy=0.9, reviewer="gold:gold_label")
     assert run.audit == 0.05  # the audit is on by default with a target
     with pytest.raises(AnnotatorError, match="certified on a labeled seed"):
@@ -223,3 +260,59 @@ def test_a_killed_audited_run_resumes_without_auditing_or_paying_twice(tmp_path:
     assert set(np.flatnonzero(audited)) <= set(np.flatnonzero(expected))  # the same seeded draw across the kill
     routed = (labeled["label_source"] != "consensus") & ~audited
     assert abs(routed.mean() - 0.2) <= 0.01  # the budget counts routed items, not audits, across the kill
+
+
+def test_an_audited_run_whose_reviewer_the_pool_overrules_reports_agreement_with_the_reviewer_not_with_its_labels(
+    task: Task, seed_frame: pd.DataFrame, tweets_frame: pd.DataFrame, server, tmp_path: Path
+) -> None:  # fmt: skip
+    """On tweets where the keyword server is always wrong, combine keeps the pool's labels (llm+consensus): the
+    output's agreement with the LLM counts those as disagreeing, as evaluate's does."""
+    from tests.fault_server import keyword_label
+
+    url, _ = server
+    bare = task.model_copy(update={"id_column": None})
+    seed = seed_frame[seed_frame.text.map(keyword_label) != seed_frame.label].iloc[:120]
+    data = tweets_frame[tweets_frame.text.map(keyword_label) != tweets_frame.gold_label].iloc[:80][["text"]]
+    with pytest.warns(UserWarning):
+        result = Annotator(bare, specialists=["lexicon"], rule="margin", epsilon=0.6, audit=0.5, reviewer="llm", reviewer_options=llm(url),
+                           run_dir=tmp_path / "run", reviewer_probe=40).annotate(data, seed=seed)  # fmt: skip
+    frame, audit = result.frame, result.summary.audit
+    by_reviewer = frame.label.notna() & (frame.label_source != "consensus")
+    overruled = by_reviewer & (frame.label != frame.reviewed_label)
+    assert overruled.sum() >= 10 and (frame.label_source[overruled] == "llm+consensus").all()
+    as_answer = (by_reviewer & ~overruled).sum()
+    accepted_now = (frame.label_source == "consensus").sum()
+    expected = (as_answer + accepted_now * audit["accepted_accuracy"]["estimate"]) / frame.label.notna().sum()
+    assert audit["output_accuracy"]["estimate"] == pytest.approx(expected, abs=1e-3)
+    assert audit["output_accuracy"]["high"] < (by_reviewer.sum() + accepted_now) / frame.label.notna().sum()  # not "every reviewed label agrees"
+    assert "agreement with the LLM" in audit["note"]
+
+
+def test_under_an_llm_call_cap_the_hard_items_are_reviewed_before_the_audits_and_the_summary_says_what_was_reviewed(
+    task: Task, seed_frame: pd.DataFrame, tweets_frame: pd.DataFrame, server, tmp_path: Path
+) -> None:  # fmt: skip
+    bare = task.model_copy(update={"id_column": None})
+    url, _ = server
+    data, seed = tweets_frame.iloc[:100][["text"]], seed_frame.iloc[:150]
+
+    def run(name: str, calls: int):
+        return Annotator(bare, specialists=["lexicon"], rule="margin", budget=0.1, audit=0.5, reviewer="llm", reviewer_probe=5,
+                         reviewer_options=llm(url) | {"max_calls": calls}, run_dir=tmp_path / name).annotate(data, seed=seed)  # fmt: skip
+
+    short = run("short", 12)  # 5 probe calls, 7 left for 10 hard items: no audit is answered while a hard item waits
+    frame = short.frame
+    audited = frame.audited.astype(bool)
+    hard = ~audited & (frame.label_source != "consensus")
+    assert hard.sum() == 10 and frame.reviewed_label[hard].notna().sum() >= 7 and frame.reviewed_label[audited].isna().all()
+    assert set(frame.reason[hard & frame.label.isna()]) == {"budget"}
+    summary = short.summary
+    assert summary.review_fraction == 0.1 and summary.reviewed_fraction == frame.reviewed_label[hard].notna().sum() / 100 < 0.1
+    assert summary.audit["n_answered"] == 0 and summary.audit["accepted_accuracy"] is None
+    console = Console(record=True, width=300)
+    show_summary(console, summary)
+    shown = console.export_text()
+    assert f"realised {summary.reviewed_fraction:.1%} reviewed; {0.1 - summary.reviewed_fraction:.1%} more sent but left unresolved" in shown
+    assert "no audited item answered" in shown
+    roomy = run("roomy", 20).frame  # every hard item answered, then audits with the calls left
+    hard = ~roomy.audited.astype(bool) & (roomy.label_source != "consensus")
+    assert roomy.reviewed_label[hard].notna().all() and roomy.reviewed_label[roomy.audited.astype(bool)].notna().sum() > 0

@@ -5,8 +5,10 @@ Each auto-accepted item is audited independently with probability F, decided by 
 the same items on every run and resume, whatever the chunking, so a killed run never audits an item twice.
 The audited items are a uniform random sample of the accepted ones: their agreement with the reviewer estimates
 the accuracy of the auto-accepted labels, with a 95% Wilson score interval (`estimate.proportion_interval`).
-The whole output's accuracy counts every reviewer label as right (the reviewer is the reference) and the
-consensus labels at that estimate. With an LLM reviewer this is agreement with the LLM, not accuracy.
+The whole output's accuracy counts a reviewed item as right where its final label is the reviewer's answer (the
+reviewer is the reference; under --review-mode combine the pool can overrule the answer, label_source
+llm+consensus, and such an item counts as wrong), and the consensus labels at that estimate. With an LLM
+reviewer this is agreement with the LLM, not accuracy.
 
 With `--target-accuracy` the audit guards the promise (`guard`): when the audited accuracy of the items accepted
 under the current threshold falls below the target, the threshold is lowered to the loosest one at which the
@@ -41,7 +43,8 @@ def _interval(value: float, low: float, high: float) -> dict[str, float]:
 def audit_figures(frame: pd.DataFrame, share: float | None = None) -> dict | None:
     """The audit's estimates from an output table (columns label, label_source, consensus_label, reviewed_label,
     audited); None when no item was audited. Keys: n_audited (sent), n_answered, n_agree, accepted_accuracy and
-    output_accuracy ({estimate, low, high}, 95% Wilson; the output's over its labeled items), reference (the
+    output_accuracy ({estimate, low, high}, 95% Wilson; None while no audited item is answered; the output's over its labeled items: a reviewed item is right
+    where its label equals the reviewer's answer, a consensus one at the audited rate), reference (the
     reviewer sources that answered) and note (what the figure measures)."""
     if "audited" not in frame.columns:
         return None
@@ -55,16 +58,18 @@ def audit_figures(frame: pd.DataFrame, share: float | None = None) -> dict | Non
     k, m = int(agree.sum()), int(answered.sum())
     accepted = proportion_interval(k, m, population)
     labeled = frame["label"].notna() & (frame["label"].astype(str) != "")
-    by_consensus = int((labeled & (frame["label_source"] == "consensus")).sum())
-    by_reviewer = int(labeled.sum()) - by_consensus
+    by_consensus = labeled & (frame["label_source"] == "consensus")
+    as_reviewer = int((labeled & ~by_consensus & (frame["label"].astype(str) == frame["reviewed_label"].astype(str))).sum())
     n_labeled = max(int(labeled.sum()), 1)
-    output = [(by_reviewer + by_consensus * p) / n_labeled for p in (accepted.value, accepted.low, accepted.high)]
+    output = [(as_reviewer + int(by_consensus.sum()) * p) / n_labeled for p in (accepted.value, accepted.low, accepted.high)]
     reference = sorted(set(frame.loc[answered, "label_source"].astype(str)) - {"consensus", "unresolved"})
     note = "accuracy against the reviewer's labels"
     if any("llm" in source for source in reference):  # llm, or llm+consensus (--review-mode combine)
         note = "agreement with the LLM reviewer, not accuracy against the truth"
-    figures = {"n_audited": int(audited.sum()), "n_answered": m, "n_agree": k, "accepted_accuracy": _interval(accepted.value, accepted.low, accepted.high),
-               "output_accuracy": _interval(*output), "interval": "95% Wilson score", "reference": reference, "note": note}  # fmt: skip
+    measured = m > 0  # no audited answer (a --max-llm-calls cap spent on the hard items): nothing is estimated
+    figures = {"n_audited": int(audited.sum()), "n_answered": m, "n_agree": k,
+               "accepted_accuracy": _interval(accepted.value, accepted.low, accepted.high) if measured else None,
+               "output_accuracy": _interval(*output) if measured else None, "interval": "95% Wilson score", "reference": reference, "note": note}  # fmt: skip
     return ({"share": share} if share is not None else {}) | figures
 
 

@@ -49,7 +49,7 @@ def _options(
     epsilon: Annotated[Optional[float], typer.Option("--epsilon", help="review items with uncertainty >= E (default: any disagreement)", rich_help_panel=ROUTING)] = None,
     budget: Annotated[Optional[float], typer.Option("--budget", help="review this fraction of all items over the whole run, most uncertain first", rich_help_panel=ROUTING)] = None,
     target_accuracy: Annotated[Optional[float], typer.Option("--target-accuracy", help="review the fewest items such that the auto-accepted labels are at least this accurate (with --confidence; needs --rule learned and a seed)", rich_help_panel=ROUTING)] = None,
-    confidence: Annotated[float, typer.Option("--confidence", help="probability with which --target-accuracy holds (learn-then-test on the seed)", rich_help_panel=ROUTING)] = 0.9,
+    confidence: Annotated[Optional[float], typer.Option("--confidence", help="probability with which --target-accuracy holds (learn-then-test on the seed; default 0.9; only with --target-accuracy)", rich_help_panel=ROUTING)] = None,
     audit: Annotated[Optional[float], typer.Option("--audit", help="also send this seeded random share of auto-accepted items to the reviewer and estimate the run's accuracy (default with --target-accuracy: 0.05)", rich_help_panel=ROUTING)] = None,
     mode: Annotated[str, typer.Option("--mode", help="specialists (default), or llm-only: the reviewer labels every item", rich_help_panel=ROUTING)] = "specialists",
     reviewer: Annotated[str, typer.Option("--reviewer", help="none, gold:COLUMN, llm or human", rich_help_panel=REVIEWER)] = "none",

@@ -65,7 +65,9 @@ def show_consensus(console: Console, summary: RunSummary) -> None:
                       f"weight per specialist: {weights}")  # fmt: skip
 
 
-def _percent(interval: dict) -> str:
+def _percent(interval: dict | None) -> str:
+    if interval is None:
+        return "- (no audited item answered)"
     return f"{interval['estimate']:.1%} [{interval['low']:.1%}, {interval['high']:.1%}]"
 
 
@@ -116,7 +118,9 @@ def show_summary(console: Console, summary: RunSummary) -> None:
     audited = summary.audit.get("n_answered", 0) / max(summary.n_items, 1)
     if summary.budget_target is not None:
         extra = f" (+ {audited:.1%} audited)" if audited else ""
-        console.print(f"review budget: target {summary.budget_target:.1%} of all items, realised {summary.review_fraction - audited:.1%}{extra}")
+        unanswered = summary.review_fraction - audited - summary.reviewed_fraction
+        extra += f"; {unanswered:.1%} more sent but left unresolved" if unanswered > 0.5 / max(summary.n_items, 1) else ""
+        console.print(f"review budget: target {summary.budget_target:.1%} of all items, realised {summary.reviewed_fraction:.1%} reviewed{extra}")
     show_consensus(console, summary)
     show_reviewer(console, summary.reviewer)
     show_target(console, summary.target_accuracy)

@@ -39,7 +39,7 @@ from autoannotator.specialists.base import check_remote_code, options_model, spe
 from autoannotator.stacking import AGGREGATOR_DIR, Aggregator, fit_aggregator
 from autoannotator.stacking import out_of_fold_probs as cross_fitted_probs
 from autoannotator.store import COMBINED_SOURCE, ItemRecord, RunStore
-from autoannotator.target_accuracy import ASSUMPTION, accepted, certify
+from autoannotator.target_accuracy import ASSUMPTION, DEFAULT_CONFIDENCE, accepted, certify
 from autoannotator.task import Example, SpecialistSpec, Task
 
 OUTPUT_COLUMNS = ["label", "label_source", "uncertainty", "votes", "reviewed_label", "consensus_label", "reason", "audited"]
@@ -88,8 +88,15 @@ class RunSummary:
         reviewed = sum(v for k, v in self.counts.items() if k != "consensus") - self.n_never_sent
         return reviewed / self.n_items if self.n_items else 0.0
 
+    @property
+    def reviewed_fraction(self) -> float:
+        """Share of all items routed to review that the reviewer answered (audited items not counted): what
+        `review_fraction` realised once items left unresolved (a --max-llm-calls cap, failed answers) are set apart."""
+        answered = sum(v for k, v in self.counts.items() if k not in ("consensus", "unresolved")) - self.audit.get("n_answered", 0)
+        return answered / self.n_items if self.n_items else 0.0
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"review_fraction": self.review_fraction}
+        return asdict(self) | {"review_fraction": self.review_fraction, "reviewed_fraction": self.reviewed_fraction}
 
 
 @dataclass
@@ -161,7 +168,7 @@ class Annotator:
     before any review when the probe does not show the reviewer better than the pool on uncertain items
     (otherwise an InputWarning says so).
 
-    `target_accuracy` A (with `confidence` C): review the fewest items such that the auto-accepted labels are at
+    `target_accuracy` A (with `confidence` C, default 0.9; C without A is refused): review the fewest items such that the auto-accepted labels are at
     least A accurate with probability C (`autoannotator.target_accuracy`); it needs rule 'learned' (refused
     otherwise: its guarantee comes from the learned consensus's out-of-fold posteriors) and a seed; with
     `budget` too, the budget caps the review. `audit` F: a seeded random share F of the auto-accepted items also
@@ -180,7 +187,7 @@ class Annotator:
         epsilon: float | None = None,
         budget: float | None = None,
         target_accuracy: float | None = None,
-        confidence: float = 0.9,
+        confidence: float | None = None,
         audit: float | None = None,
         chunk_size: int = 512,
         seed_label_column: str = "label",
@@ -248,8 +255,11 @@ class Annotator:
         if chunk_size < 1:
             raise AnnotatorError("chunk size must be at least 1")
         self.rule, self.epsilon, self.budget, self.chunk_size = rule, epsilon, budget, chunk_size
-        self.target_accuracy, self.confidence = target_accuracy, confidence
+        self.target_accuracy, self.confidence = target_accuracy, DEFAULT_CONFIDENCE if confidence is None else confidence
         self.audit = DEFAULT_SHARE if audit is None and target_accuracy is not None else audit
+        if target_accuracy is not None and audit is None and self.reviewer is None:
+            raise AnnotatorError(f"--target-accuracy sends the items above its certified threshold (and an audit of {DEFAULT_SHARE:.0%} of the "
+                                 "accepted ones) to a reviewer: give one (--reviewer gold:COLUMN, llm or human)")
         if self.audit and self.reviewer is None:
             raise AnnotatorError("--audit sends items to the reviewer: give one (--reviewer gold:COLUMN, llm or human), or --audit 0")
         self.threshold: float | None = None  # --target-accuracy: accept items with U <= threshold (None: review all)
@@ -297,14 +307,17 @@ class Annotator:
         self.reviewer_note: dict[str, Any] = {}
 
     @staticmethod
-    def _check_target(rule: Rule, epsilon: float | None, target: float | None, confidence: float, audit: float | None, mode: Mode) -> None:
+    def _check_target(rule: Rule, epsilon: float | None, target: float | None, confidence: float | None, audit: float | None, mode: Mode) -> None:
         """Refuse, with one line, a target accuracy or audit the run could not honour."""
         if audit is not None and not 0.0 <= audit <= 1.0:
             raise AnnotatorError(f"the audit share is a fraction in [0, 1], got {audit}")
         if mode == "llm-only" and (target is not None or audit):
             raise AnnotatorError("--target-accuracy and --audit judge the consensus labels: --mode llm-only has none")
         if target is None:
+            if confidence is not None:
+                raise AnnotatorError("--confidence is the probability with which --target-accuracy holds: give --target-accuracy A, or leave out --confidence")
             return
+        confidence = DEFAULT_CONFIDENCE if confidence is None else confidence
         if not 0.0 < target < 1.0 or not 0.0 < confidence < 1.0:
             raise AnnotatorError(f"--target-accuracy and --confidence are in (0, 1), got {target} and {confidence}")
         if rule != "learned":
@@ -907,14 +920,15 @@ class Annotator:
     def _review(
         self, store: RunStore, pending: list[ItemRecord], items: InputItems, records: list[dict], seconds: dict[str, float]
     ) -> None:
-        """Ask the reviewer about pending hard items; store its valid answers, leave the rest unresolved."""
+        """Ask the reviewer about pending items, the hard ones before the audited ones (under --max-llm-calls or
+        --max-cost the cap goes to the labels the run needs first); store its valid answers, leave the rest unresolved."""
         if self.reviewer is None or not pending:
             return
         t0 = time.perf_counter()
         queue = [
             ReviewItem(row=r.row, item_id=r.item_id, text=items.texts[r.row], votes=r.votes,
                        consensus_label=r.consensus_label, record=records[r.row])
-            for r in pending
+            for r in sorted(pending, key=lambda r: r.audited)
         ]  # fmt: skip
         self.reviewer.attach(store)
         answers = self.reviewer.review(queue)

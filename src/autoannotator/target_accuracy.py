@@ -30,6 +30,7 @@ import numpy as np
 
 METHOD = "learn-then-test, fixed-sequence testing, binomial-tail p-values (MAPIE BinaryClassificationController, precision)"
 ASSUMPTION = "the seed is drawn like the input (exchangeable with it)"
+DEFAULT_CONFIDENCE = 0.9  # --confidence when --target-accuracy is given without it
 GRID_STEPS = 100  # candidate thresholds: more steps end the fixed sequence earlier on noise
 START_SHARE = 0.05  # the strictest candidate accepts at least this share of the seed
 U_DECIMALS = 6  # the run stores U rounded so (`scoring.score`): thresholds are compared on the same grid

@@ -30,7 +30,7 @@ class ConsensusSpec(BaseModel):
     epsilon: float | None = Field(None, ge=0, le=1)
     budget: float | None = Field(None, ge=0, le=1)
     target_accuracy: float | None = Field(None, gt=0, lt=1)
-    confidence: float = Field(0.9, gt=0, lt=1)
+    confidence: float | None = Field(None, gt=0, lt=1)  # with target_accuracy only (default 0.9)
     audit: float | None = Field(None, ge=0, le=1)
 
 
