@@ -316,3 +316,28 @@ def test_under_an_llm_call_cap_the_hard_items_are_reviewed_before_the_audits_and
     roomy = run("roomy", 20).frame  # every hard item answered, then audits with the calls left
     hard = ~roomy.audited.astype(bool) & (roomy.label_source != "consensus")
     assert roomy.reviewed_label[hard].notna().all() and roomy.reviewed_label[roomy.audited.astype(bool)].notna().sum() > 0
+
+
+@pytest.mark.slow
+def test_after_a_refinement_refit_the_threshold_is_certified_on_the_seed_items_only(
+    task: Task, tweets_frame: pd.DataFrame, seed_frame: pd.DataFrame, tmp_path: Path
+) -> None:  # fmt: skip
+    """A refit is fitted on the seed and the reviewed (hard, so not drawn like the input) items: the certificate
+    uses only the seed's out-of-fold predictions of the refit aggregator, on a fresh run and on resume."""
+    from autoannotator.stacking import Aggregator
+    from autoannotator.store import STORE_FILE, RunStore
+
+    def run() -> Annotator:
+        return Annotator(task, specialists=["tfidf", "lexicon"], reviewer="gold:gold_label", run_dir=tmp_path / "run", rule="learned",
+                         target_accuracy=0.7, chunk_size=50, refine={"beta": 100})  # fmt: skip
+
+    result = run().annotate(tweets_frame.iloc[:400], seed=seed_frame)
+    store = RunStore(tmp_path / "run" / STORE_FILE)
+    active = store.get_meta("aggregator")
+    assert result.summary.rounds and active.startswith("consensus/round-")  # a refit happened
+    refit = Aggregator.load(tmp_path / "run" / active)
+    assert refit.n_seed > len(seed_frame)  # fitted on seed + reviewed items
+    certificate = result.summary.target_accuracy["certificate"]
+    expected = certify(refit.seed_uncertainty[: len(seed_frame)], refit.seed_correct[: len(seed_frame)], target=0.7, confidence=0.9)
+    assert certificate["n_calibration"] == len(seed_frame) and certificate["threshold"] == expected.threshold
+    assert run().annotate(tweets_frame.iloc[:400], seed=seed_frame).summary.target_accuracy["certificate"] == certificate

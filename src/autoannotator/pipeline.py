@@ -283,6 +283,7 @@ class Annotator:
         self.consensus_note: dict[str, Any] = {}
         self.seed_rationales: dict[str, str] = {}  # item text -> worked solution, from a multiple-choice seed file
         self._seed_oof: tuple[tuple[list[str], list[str]], np.ndarray, np.ndarray] | None = None  # seed, its out-of-fold probs, targets
+        self._n_seed = 0  # seed items: the leading out-of-fold predictions of every aggregator the run fits (`_certify`)
         self._posteriors: dict[int, np.ndarray] = {}  # row -> the pool's posterior, kept from scoring until the item is reviewed
 
     def _set_review_mode(self, probe: int | None, mode: ReviewMode | None, require_better: bool) -> None:
@@ -609,6 +610,7 @@ class Annotator:
     def _prepare_aggregator(self, store: RunStore, seed_data: tuple[list[str], list[str]] | None, seconds: dict[str, float]) -> None:
         """Rule 'learned': load the run's active aggregator, or fit it on cross-fitted seed predictions and save it
         in RUN/consensus/. Without a seed there is nothing to fit it on: the run uses the vote rule and says so."""
+        self._n_seed = len(seed_data[0]) if seed_data is not None else 0
         folder = self.run_dir / (store.get_meta("aggregator") or AGGREGATOR_DIR)
         if (folder / "aggregator.json").is_file():
             self.aggregator = Aggregator.load(folder)
@@ -620,9 +622,12 @@ class Annotator:
         self._certify(store)
 
     def _certify(self, store: RunStore) -> None:
-        """--target-accuracy: certify the threshold on the active aggregator's out-of-fold seed (U, correct) and
-        keep it in the store (meta TARGET_KEY). A resumed run reads the threshold in force from there (a guard
-        may have lowered it); after a refit the new certificate applies, never above a guard-lowered threshold."""
+        """--target-accuracy: certify the threshold on the active aggregator's out-of-fold (U, correct) of the seed
+        items and keep it in the store (meta TARGET_KEY). A refit (refinement) is fitted on the seed followed by
+        the reviewed items; those were chosen for being hard, not drawn like the input, so only its first
+        `_n_seed` (the seed's) out-of-fold predictions are certified on. A resumed run reads the threshold in force
+        from the store (a guard may have lowered it); after a refit the new certificate applies, never above a
+        guard-lowered threshold."""
         if self.target_accuracy is None or self.aggregator is None:
             return
         if self.aggregator.seed_correct is None:
@@ -630,7 +635,8 @@ class Annotator:
         state = json.loads(store.get_meta(TARGET_KEY) or "{}")
         folder = str(self.aggregator.folder)
         if state.get("aggregator") != folder:
-            certificate = certify(self.aggregator.seed_uncertainty, self.aggregator.seed_correct, target=self.target_accuracy,
+            seed = slice(0, self._n_seed)
+            certificate = certify(self.aggregator.seed_uncertainty[seed], self.aggregator.seed_correct[seed], target=self.target_accuracy,
                                   confidence=self.confidence).to_dict()  # fmt: skip
             threshold = certificate["threshold"]
             lowered = [e["threshold_after"] for e in state.get("guard", [])]
