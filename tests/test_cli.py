@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -153,6 +154,23 @@ def test_evaluate_refuses_a_free_text_gold_column(tmp_path: Path) -> None:
     one_class = pd.DataFrame({"text": tweets.text, "label": "positive", "label_source": "consensus", "gold": tweets.gold_label})
     one_class.to_csv(labeled, index=False)
     assert cli("evaluate", str(labeled), "--gold", "gold").returncode == 0
+
+
+def test_on_off_flags_show_no_value_in_help() -> None:
+    """A bool option is a plain flag (`--require-better-reviewer`, not `--require-better-reviewer <bool>`) in every
+    command's help; typer's own --help line is the only one left with a type."""
+    import typer
+
+    from autoannotator.cli import app
+
+    commands = typer.main.get_command(app).commands
+    flags = [(name, p.opts[0]) for name, command in commands.items() for p in command.params if getattr(p, "is_flag", False) and p.name != "help"]
+    assert ("annotate", "--require-better-reviewer") in flags and ("review", "--serve") in flags
+    for name in sorted({name for name, _ in flags}):
+        shown = subprocess.run([sys.executable, "-m", "autoannotator", name, "--help"], capture_output=True, text=True,
+                               env={**os.environ, "COLUMNS": "200"}).stdout  # fmt: skip
+        typed = [line for line in shown.splitlines() if "<bool>" in line and "--help" not in line]
+        assert not typed, (name, typed)
 
 
 def test_annotate_help_names_every_reviewer_kind() -> None:

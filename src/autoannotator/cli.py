@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.console import Console
 
-from autoannotator.cli_options import RunOptions, default_options, llm_options, resolve_run, run_options
+from autoannotator.cli_options import FLAG, RunOptions, default_options, llm_options, resolve_run, run_options
 from autoannotator.errors import AnnotatorError, InputWarning
 
 if TYPE_CHECKING:
@@ -42,11 +42,6 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def default_run_dir(output: Path) -> Path:
-    """`labeled.csv` -> `labeled.csv.run/`: the same command always finds the same run store."""
-    return output.with_name(output.name + ".run")
-
-
 @app.command()
 @run_options()
 def annotate(options: RunOptions) -> None:
@@ -59,6 +54,7 @@ def execute_run(options: RunOptions) -> None:
     """The body of `annotate` and `run`: resolve the settings, label, show and write the summary."""
     from autoannotator.display import show_summary
     from autoannotator.pipeline import Annotator
+    from autoannotator.store.database import default_run_dir
 
     try:
         plan = resolve_run(options)
@@ -101,6 +97,7 @@ def estimate(
     Takes annotate's options; trains (or loads) the pool in the run directory, where the run reuses it."""
     from autoannotator.display import show_estimate
     from autoannotator.pipeline import Annotator
+    from autoannotator.store.database import default_run_dir
 
     try:
         plan = resolve_run(options)
@@ -130,6 +127,7 @@ def evaluate(
     from autoannotator.display import show_audit, show_estimate_vs_actual, show_evaluation, show_llm_usage, show_reviewer
     from autoannotator.io import read_table, require_columns
     from autoannotator.report import evaluate_frame
+    from autoannotator.store.database import default_run_dir
     from autoannotator.task import Task
 
     try:
@@ -190,11 +188,11 @@ def review(
     export: Annotated[Optional[Path], typer.Option("--export", help="write the queue as JSONL (fill 'label')")] = None,
     export_label_studio: Annotated[Optional[Path], typer.Option("--export-label-studio", help="write Label Studio tasks JSON (+ .xml config)")] = None,
     import_file: Annotated[Optional[Path], typer.Option("--import", help="apply answers from our JSONL or a Label Studio JSON export")] = None,
-    serve: Annotated[bool, typer.Option("--serve", help="serve the review page in the browser instead")] = False,
+    serve: Annotated[bool, typer.Option("--serve", metavar=FLAG, help="serve the review page in the browser instead")] = False,
     host: Annotated[str, typer.Option("--host", help="address to bind (another than 127.0.0.1 exposes the page)")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="port of the review page")] = 8000,
     lease_seconds: Annotated[float, typer.Option("--lease-seconds", help="how long an item stays with one reviewer")] = 300.0,
-    double_review: Annotated[bool, typer.Option("--double-review", help="settle an item when two reviewers agree")] = False,
+    double_review: Annotated[bool, typer.Option("--double-review", metavar=FLAG, help="settle an item when two reviewers agree")] = False,
     on_conflict: Annotated[Optional[str], typer.Option("--on-conflict", help="an item given different labels in one --import file: first or last answer wins (default: none imported)")] = None,
 ) -> None:
     """Review the run's waiting hard items in the terminal or the browser, or export/import them; then rerun
@@ -281,7 +279,7 @@ def plan(
     select: Annotated[str, typer.Option("--select", help="similarity (paper eq. 1) or logme")] = "similarity",
     k: Annotated[int, typer.Option("--k", help="how many specialists")] = 3,
     catalog_dir: Annotated[Optional[Path], typer.Option("--catalog-dir", help="folder of your own model folders (and catalog.yaml)")] = None,
-    offline: Annotated[bool, typer.Option("--offline", help="skip the live Hub search")] = False,
+    offline: Annotated[bool, typer.Option("--offline", metavar=FLAG, help="skip the live Hub search")] = False,
     reviewer: Annotated[str, typer.Option("--reviewer", help="reviewer of the planned run")] = "llm",
     llm_base_url: Annotated[Optional[str], typer.Option("--llm-base-url", help="server whose LLM writes the task profile and reviews")] = None,
     llm_model: Annotated[Optional[str], typer.Option("--llm-model", help="its model")] = None,
@@ -319,9 +317,9 @@ def run(
     input: Annotated[Path, typer.Option("--input", help="CSV, JSONL or Parquet file to label")],
     output: Annotated[Path, typer.Option("--output", help="labeled file to write")],
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="run store folder (default: OUTPUT.run)")] = None,
-    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="allow specialists that ask for it")] = False,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", metavar=FLAG, help="allow specialists that ask for it")] = False,
     allow_dir: Annotated[Optional[list[Path]], typer.Option("--allow-dir", help="also load model and saved-specialist folders from here (repeatable)")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", metavar=FLAG, help="no progress bar")] = False,
 ) -> None:
     """Execute a pipeline file: the same run as `annotate --config PIPELINE` (and as the equivalent flags)."""
     given = {"config": pipeline, "input": input, "output": output, "run_dir": run_dir, "trust_remote_code": trust_remote_code,
@@ -331,7 +329,7 @@ def run(
 
 @app.command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="the run's folder (OUTPUT.run by default)")],
+    run_dir: Annotated[Path, typer.Argument(help="the run's folder (OUTPUT.run by default), or the labeled file OUTPUT whose OUTPUT.run holds the run")],
     gold: Annotated[Optional[str], typer.Option("--gold", help="column of the labeled file with true labels: accuracy curves")] = None,
     output: Annotated[Path, typer.Option("--output", help="HTML file to write")] = Path("report.html"),
     labeled: Annotated[Optional[Path], typer.Option("--labeled", help="the labeled file holding --gold (default: the run's output)")] = None,

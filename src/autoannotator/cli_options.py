@@ -25,6 +25,7 @@ REVIEWER = "Reviewer"
 LLM = "LLM"
 REFINEMENT = "Refinement"
 EXECUTION = "Execution"
+FLAG = ""  # metavar of an on/off flag: typer would show it as taking a <bool> value
 
 
 def _options(
@@ -37,13 +38,13 @@ def _options(
     push_to_hub: Annotated[Optional[str], typer.Option("--push-to-hub", help="also push the labeled dataset with a dataset card to this Hub repo (token: HF_TOKEN)", rich_help_panel=IO)] = None,
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="run store folder (default: OUTPUT.run)", rich_help_panel=IO)] = None,
     summary_json: Annotated[Optional[Path], typer.Option("--summary-json", help="also write the run summary as JSON", rich_help_panel=IO)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar", rich_help_panel=IO)] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", metavar=FLAG, help="no progress bar", rich_help_panel=IO)] = False,
     specialists: Annotated[Optional[str], typer.Option("--specialists", help="comma-separated kinds, e.g. tfidf,embedding,lexicon", rich_help_panel=SPECIALISTS)] = None,
     seed: Annotated[Optional[Path], typer.Option("--seed", help="labeled seed file to train the specialists on (cold start)", rich_help_panel=SPECIALISTS)] = None,
     seed_label_column: Annotated[str, typer.Option("--seed-label-column", help="label column of the seed file", rich_help_panel=SPECIALISTS)] = "label",
     seed_label: Annotated[Optional[str], typer.Option("--seed-label", help="cold start without a seed file: gold:COLUMN, llm or human labels --seed-size items first", rich_help_panel=SPECIALISTS)] = None,
     seed_size: Annotated[int, typer.Option("--seed-size", help="items the --seed-label reviewer labels first", rich_help_panel=SPECIALISTS)] = 0,
-    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="allow specialists that ask for it (task or --config file, saved folders, the run directory)", rich_help_panel=SPECIALISTS)] = False,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", metavar=FLAG, help="allow specialists that ask for it (task or --config file, saved folders, the run directory)", rich_help_panel=SPECIALISTS)] = False,
     allow_dir: Annotated[Optional[list[Path]], typer.Option("--allow-dir", help="let the --config file load model and saved-specialist folders from here too (repeatable)", rich_help_panel=SPECIALISTS)] = None,
     rule: Annotated[str, typer.Option("--rule", help="uncertainty rule: vote (paper), margin, entropy, or learned (an aggregator stacked on the seed; U = 1 - max posterior)", rich_help_panel=ROUTING)] = "vote",
     epsilon: Annotated[Optional[float], typer.Option("--epsilon", help="review items with uncertainty >= E (default: any disagreement)", rich_help_panel=ROUTING)] = None,
@@ -55,7 +56,7 @@ def _options(
     reviewer: Annotated[str, typer.Option("--reviewer", help="none, gold:COLUMN, llm or human", rich_help_panel=REVIEWER)] = "none",
     reviewer_probe: Annotated[Optional[int], typer.Option("--reviewer-probe", min=0, help="seed items the reviewer labels first, to measure it against the pool (default: 100 for an LLM, 0 for gold and human; paid once)", rich_help_panel=REVIEWER)] = None,
     review_mode: Annotated[Optional[str], typer.Option("--review-mode", help="combine: weigh the reviewer's answer by its measured confusion with the pool's posterior (default for an LLM); override: take the answer (default for gold and human)", rich_help_panel=REVIEWER)] = None,
-    require_better_reviewer: Annotated[bool, typer.Option("--require-better-reviewer", help="stop before the paid review when the probe does not show the reviewer better than the pool on uncertain items", rich_help_panel=REVIEWER)] = False,
+    require_better_reviewer: Annotated[bool, typer.Option("--require-better-reviewer", metavar=FLAG, help="stop before the paid review when the probe does not show the reviewer better than the pool on uncertain items", rich_help_panel=REVIEWER)] = False,
     llm_base_url: Annotated[Optional[str], typer.Option("--llm-base-url", help="OpenAI-compatible server; none: the embedded model", rich_help_panel=LLM)] = None,
     llm_model: Annotated[Optional[str], typer.Option("--llm-model", help="model name at the server, or gemma3-270m | smollm2-135m | FILE.gguf", rich_help_panel=LLM)] = None,
     llm_api_key_env: Annotated[str, typer.Option("--llm-api-key-env", help="environment variable holding the API key", rich_help_panel=LLM)] = "OPENAI_API_KEY",
@@ -80,7 +81,7 @@ def _options(
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="existing cluster: auto or ray://HOST:10001 (default: start a local one)", rich_help_panel=EXECUTION)] = None,
     ray_actors: Annotated[int, typer.Option("--ray-actors", help="actors in the specialist pool", rich_help_panel=EXECUTION)] = 2,
     random_seed: Annotated[Optional[int], typer.Option("--random-seed", min=0, help="fixes every random choice of the run (default: the pipeline's or task file's random_seed, else 0)", rich_help_panel=EXECUTION)] = None,
-    deterministic: Annotated[bool, typer.Option("--deterministic", help="deterministic GPU kernels only (slower on a GPU; CPU runs are deterministic already)", rich_help_panel=EXECUTION)] = False,
+    deterministic: Annotated[bool, typer.Option("--deterministic", metavar=FLAG, help="deterministic GPU kernels only (slower on a GPU; CPU runs are deterministic already)", rich_help_panel=EXECUTION)] = False,
 ) -> None:  # fmt: skip
     """The one definition of the run options (never called: its signature is what commands take)."""
 

@@ -86,6 +86,9 @@ def test_report_cli_one_line_errors(hostile_run: Path, tmp_path: Path) -> None:
     assert wrong.returncode == 2 and "no column 'nope'" in wrong.stderr
     ok = cli(str(hostile_run.with_name("out.csv.run")), "--output", str(tmp_path / "r.html"))
     assert ok.returncode == 0, ok.stderr
+    by_file = cli(str(hostile_run), "--output", str(tmp_path / "f.html"))  # the labeled file named: its out.csv.run folder
+    assert by_file.returncode == 0, by_file.stderr
+    assert str(hostile_run.with_name("out.csv.run")) in (tmp_path / "f.html").read_text()
     assert "agreement with the run's final labels" in (tmp_path / "r.html").read_text()  # no gold: the reviewed-items curve
     with pytest.raises(AnnotatorError, match="rows but the run has"):
         short = tmp_path / "short.csv"

@@ -19,6 +19,7 @@ from autoannotator.probe import probe_figures
 from autoannotator.reasons import REASONS, unresolved_reason
 from autoannotator.run_report import figures, plots
 from autoannotator.store import STORE_FILE, RunStore
+from autoannotator.store.database import default_run_dir
 from autoannotator.task import Task
 
 
@@ -102,10 +103,13 @@ def curve_rows(curve: figures.BudgetCurve | None) -> list[dict[str, float | None
 
 
 def write_report(run_dir: str | Path, output: str | Path, *, gold_column: str | None = None, labeled: str | Path | None = None) -> Path:
-    """Render the report of the run in `run_dir` to `output` (HTML). With `gold_column`, accuracy curves come
+    """Render the report of the run in `run_dir` (or of the labeled file `run_dir` whose OUTPUT.run folder
+    holds the run) to `output` (HTML). With `gold_column`, accuracy curves come
     from that column of the labeled file (`labeled`, default: the output file the run wrote). Raises
     AnnotatorError when there is no run store or the labeled file does not fit the run."""
     run_dir, output = Path(run_dir), Path(output)
+    if not (run_dir / STORE_FILE).is_file() and (default_run_dir(run_dir) / STORE_FILE).is_file():
+        run_dir = default_run_dir(run_dir)  # the labeled file named instead of its run folder
     if not (run_dir / STORE_FILE).is_file():
         raise AnnotatorError(f"no run store in {run_dir} (run annotate first)")
     store = RunStore(run_dir / STORE_FILE)

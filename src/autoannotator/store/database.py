@@ -15,6 +15,12 @@ from pathlib import Path
 from autoannotator.errors import AnnotatorError
 
 STORE_FILE = "run.sqlite"
+
+
+def default_run_dir(output: Path) -> Path:
+    """`labeled.csv` -> `labeled.csv.run/`: the run folder of an output file, so the same command always finds
+    the same run store."""
+    return output.with_name(output.name + ".run")
 SCHEMA_VERSION = "7"  # 4: llm_calls.cost_usd may be NULL (unknown price); 5: items.unanimous, confidence, seed;
 # 6: llm_calls rows written before a request is sent (status in_flight, then paid/failed/lost) and llm_calls.estimated;
 # 7: items.audited (--audit)
