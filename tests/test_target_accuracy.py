@@ -341,3 +341,38 @@ def test_after_a_refinement_refit_the_threshold_is_certified_on_the_seed_items_o
     expected = certify(refit.seed_uncertainty[: len(seed_frame)], refit.seed_correct[: len(seed_frame)], target=0.7, confidence=0.9)
     assert certificate["n_calibration"] == len(seed_frame) and certificate["threshold"] == expected.threshold
     assert run().annotate(tweets_frame.iloc[:400], seed=seed_frame).summary.target_accuracy["certificate"] == certificate
+
+
+def test_estimate_counts_the_audited_items_in_the_review_share_as_the_run_does(task: Task, tweets_frame: pd.DataFrame, tmp_path: Path) -> None:
+    data = tweets_frame.iloc[:400]
+
+    def annotator(name: str) -> Annotator:
+        return Annotator(task, specialists=["lexicon"], rule="margin", budget=0.1, audit=0.5, reviewer="gold:gold_label", run_dir=tmp_path / name)
+
+    estimate = annotator("estimate").estimate(data, sample=200, curve_folds=0)
+    run = annotator("run").annotate(data).summary
+    assert run.review_fraction > 0.4  # 10% routed, and half of the rest audited
+    assert estimate.review_fraction.low <= run.review_fraction <= estimate.review_fraction.high
+    assert any("include the audit (--audit 0.5" in note for note in estimate.notes)
+
+
+@pytest.mark.slow
+def test_a_target_the_seed_cannot_certify_is_explained_by_estimate_and_never_reported_as_holding(
+    task: Task, tweets_frame: pd.DataFrame, seed_frame: pd.DataFrame, tmp_path: Path
+) -> None:  # fmt: skip
+    def annotator() -> Annotator:  # 500 seed items with tfidf + lexicon certify 0.7, not 0.8 (README)
+        return Annotator(task, specialists=["tfidf", "lexicon"], rule="learned", target_accuracy=0.8, audit=0.1, reviewer="gold:gold_label",
+                         run_dir=tmp_path / "run")  # fmt: skip
+
+    data = tweets_frame.iloc[:150]
+    estimate = annotator().estimate(data, seed=seed_frame, sample=100, curve_folds=0)
+    assert estimate.review_fraction.value == 1.0
+    assert any(note.startswith("no threshold is certified: 500 seed items cannot show 80.0%") and "every item goes to review" in note for note in estimate.notes)
+    summary = annotator().annotate(data, seed=seed_frame).summary
+    target = summary.target_accuracy
+    assert target["certified_threshold"] is None and target["holds"] is False and target["guarantee"].startswith("none, no threshold is certified")
+    assert summary.audit == {"share": 0.1, "n_audited": 0}
+    console = Console(record=True, width=300)
+    show_summary(console, summary)
+    shown = console.export_text()
+    assert "guarantee: none" in shown and "assuming" not in shown and "audit: no auto-accepted item was drawn" in shown

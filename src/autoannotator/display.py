@@ -90,6 +90,9 @@ def show_target(console: Console, target: dict) -> None:
 
 def show_audit(console: Console, audit: dict) -> None:
     """--audit (and `evaluate` without gold): the estimated accuracy of the accepted labels and of the output."""
+    if not audit.get("n_audited"):
+        console.print(f"audit: no auto-accepted item was drawn (--audit {audit.get('share', 0):g}): nothing to estimate", highlight=False)
+        return
     console.print(f"audit: {audit['n_answered']} of {audit['n_audited']} audited auto-accepted items answered, {audit['n_agree']} agree; "
                   f"accuracy of the auto-accepted labels {_percent(audit['accepted_accuracy'])}, of the whole output (labeled items) "
                   f"{_percent(audit['output_accuracy'])} ({audit['interval']}; {audit['note']})")  # fmt: skip

@@ -386,7 +386,7 @@ class Annotator:
                 not_refined=[name for name, s in self.specialists.items() if not s.trainable] if self.refiner else [],
                 rule=self.used_rule, consensus=self.consensus_note, budget_target=self.budget,
                 reviewer=self.reviewer_note | self._combined_counts(store),
-                target_accuracy=self._target_summary(store), audit=(audit_figures(labeled, self.audit) or {}) if self.audit else {},
+                target_accuracy=self._target_summary(store), audit=(audit_figures(labeled, self.audit) or {"share": self.audit, "n_audited": 0}) if self.audit else {},
             )  # fmt: skip
             return AnnotationResult(frame=labeled, summary=summary)
         finally:
@@ -449,6 +449,7 @@ class Annotator:
                 seconds_training=sum(v for k, v in seconds.items() if k.startswith("fit:")), curve=curve,
             )  # fmt: skip
             estimate.reviewer = self.reviewer_note
+            estimate.notes += self._estimate_notes()
             with store.transaction():
                 store.set_meta("estimate", json.dumps(estimate.to_dict()))
             store.finish_session()
@@ -456,9 +457,22 @@ class Annotator:
         finally:
             store.close()
 
+    def _estimate_notes(self) -> list[str]:
+        """Why the estimate reviews what it does: audits counted in, a target accuracy the seed cannot certify."""
+        notes = [f"the review share, calls and $ include the audit (--audit {self.audit:g}: that share of the auto-accepted items)"] if self.audit else []
+        if self.target_accuracy is not None and self.aggregator is not None and self.threshold is None:
+            notes.append(self._uncertified() + ("; the review budget caps the review" if self.budget is not None else ", so every item goes to review"))
+        return notes
+
+    def _uncertified(self) -> str:
+        """Why --target-accuracy accepts nothing by itself: the seed certifies no threshold."""
+        return (f"no threshold is certified: {self._n_seed} seed items cannot show {self.target_accuracy:.1%} accuracy with probability "
+                f"{self.confidence:.0%} at any threshold (a lower --target-accuracy or --confidence, or a larger seed would)")
+
     def _score_sample(self, rows: list[int], items: InputItems, batches: int = 5) -> tuple[list[int], list[float]]:
-        """Score sampled rows in a few batches through the run's executor: (rows routed to review, seconds per
-        item of each batch). In llm-only mode every row goes to the reviewer."""
+        """Score sampled rows in a few batches through the run's executor: (rows the reviewer will see: routed to
+        review, or audited (--audit, the run's own draw); seconds per item of each batch). In llm-only mode every
+        row goes to the reviewer."""
         if self.mode == "llm-only":
             return list(rows), [0.0]
         hard, per_item = [], []
@@ -474,7 +488,7 @@ class Annotator:
             if self.budget is not None:  # the sample stands for the whole run: the budget's share of it
                 outcomes = self._budgeted(outcomes, n_items=len(batch), done_before=0, routed_before=0)
             outcomes = self._targeted(outcomes)
-            hard += [r for r, outcome in zip(batch, outcomes) if outcome.hard]
+            hard += [r for r, outcome, audit in zip(batch, outcomes, self._audited(batch, outcomes)) if outcome.hard or audit]
         return hard, per_item
 
     def _open_run(
@@ -677,10 +691,13 @@ class Annotator:
         certified = certificate.get("threshold")
         rows = [r for r in store.items() if r.uncertainty is not None and r.consensus_label is not None and (r.label_source == "consensus" or r.audited)]
         above = sum(1 for r in rows if certified is None or r.uncertainty > certified + 1e-12)
-        holds = not state.get("guard") and above == 0
+        holds = not state.get("guard") and above == 0 and certified is not None
         guarantee = (f"the auto-accepted labels are at least {self.target_accuracy:.1%} accurate with probability {self.confidence:.0%}, "
                      f"assuming {ASSUMPTION}")  # fmt: skip
-        if above:
+        if certified is None:
+            accepted_anyway = f"; the review budget accepted {above} items" if above else ": every item went to review"
+            guarantee = f"none, {self._uncertified()}{accepted_anyway}"
+        elif above:
             guarantee = f"not kept: the review budget accepted {above} items above the certified threshold"
         elif state.get("guard"):
             guarantee = "broken by the audit: the audited accuracy fell below the target; the run lowered its threshold"
