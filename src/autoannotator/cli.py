@@ -231,7 +231,7 @@ def review_session(
     """The body of `review`: export, import, or review in the terminal."""
     from autoannotator.review_queue import export_jsonl, export_label_studio as export_ls, import_answers
     from autoannotator.reviewers.base import ReviewItem
-    from autoannotator.reviewers.human import review_in_terminal
+    from autoannotator.reviewers.human import require_terminal, review_in_terminal
     from autoannotator.task import Task
 
     try:
@@ -262,6 +262,7 @@ def review_session(
             if not items:
                 console.print("nothing to review")
             else:
+                require_terminal()
                 stats = review_in_terminal(items, task, store, console=console)
                 console.print(f"answered {stats.answered}, skipped {stats.skipped}, undone {stats.undone}; "
                               f"{len(store.pending_review())} still waiting")  # fmt: skip

@@ -28,7 +28,7 @@ from autoannotator.progress import progress_bar
 from autoannotator.reasons import count_reasons, unresolved_reason
 from autoannotator.randomness import use_deterministic_kernels
 from autoannotator.run_lock import run_lock
-from autoannotator.probe import DEFAULT_PROBE, PROBE_KEY, ProbeAnswers, guard_line, probe_indices
+from autoannotator.probe import DEFAULT_PROBE, PROBE_BASELINE_KEY, PROBE_KEY, ProbeAnswers, guard_line, probe_baseline, probe_indices, usage_totals
 from autoannotator.refine import RESCORE_KEY, Labeled, RefineSettings, Refiner
 from autoannotator.scoring import DRIVER_ROUTES, ConsensusSettings, Scored
 from autoannotator.reviewer_skill import NO_ANSWER, combine
@@ -47,6 +47,7 @@ TARGET_KEY = "target_accuracy"  # store meta: the certified threshold, the one i
 DEFAULT_SPECIALISTS = ("tfidf", "embedding", "lexicon")
 Mode = Literal["specialists", "llm-only"]
 ReviewMode = Literal["combine", "override"]
+REVIEW_MODE_KEY = "review_mode"  # store meta: the review mode the run's reviewed labels were concluded under
 
 
 @dataclass
@@ -346,8 +347,12 @@ class Annotator:
         self, data: pd.DataFrame | str | Path, *, seed: pd.DataFrame | str | Path | None, output: str | Path | None, split: str | None
     ) -> AnnotationResult:
         started = time.perf_counter()
+        for reviewer in (self.reviewer, self.seed_reviewer):
+            if reviewer is not None:
+                reviewer.check_ready()
         frame, items, seed_data, store = self._open_run(data, seed, split=split)
         try:
+            self._keep_review_mode(store)
             with store.transaction():
                 store.set_meta("reviewer", self.reviewer_name)
             labeled_before = store.count_labeled()
@@ -391,6 +396,18 @@ class Annotator:
             return AnnotationResult(frame=labeled, summary=summary)
         finally:
             store.close()
+
+    def _keep_review_mode(self, store: RunStore) -> None:
+        """A run's reviewed labels were concluded under one review mode (meta REVIEW_MODE_KEY): a resumed run with
+        a reviewer under another mode is refused (a run without a reviewer, or none reviewed yet, may change it)."""
+        if self.reviewer is None:
+            return
+        used = store.get_meta(REVIEW_MODE_KEY)
+        if used not in (None, self.review_mode) and store.labeled_by_review():
+            raise AnnotatorError(f"run directory {self.run_dir} holds a different run (changed: review_mode, {used} -> {self.review_mode}: "
+                                 f"its reviewed labels were concluded under {used}); use another --run-dir, or --review-mode {used}")  # fmt: skip
+        with store.transaction():
+            store.set_meta(REVIEW_MODE_KEY, self.review_mode)
 
     def estimate(
         self,
@@ -552,8 +569,11 @@ class Annotator:
             answers = self._ask_probe(store, seed_data, seconds)
             with store.transaction():
                 store.set_meta(PROBE_KEY, json.dumps(answers.to_dict()))
+                store.delete_meta(PROBE_BASELINE_KEY)
         figures = answers.figures()
         self.reviewer_note |= figures
+        if not figures["answered"]:
+            return self._empty_probe(figures)
         if self.review_mode == "combine":
             self.confusion, self.probe_answers = answers.confusion(), answers
         if figures["weaker_than_pool"]:
@@ -566,11 +586,24 @@ class Annotator:
     def _without_probe(self, why: str) -> None:
         """No probe (`why`): combine has no measured confusion, so the reviewer's answers override (and the summary says so)."""
         if self.review_mode == "combine":
-            self.reviewer_note = {"review_mode": "override", "note": f"{why}; combine needs the reviewer's measured confusion, so its answers override"}
+            self.reviewer_note |= {"review_mode": "override", "note": f"{why}; combine needs the reviewer's measured confusion, so its answers override"}
+
+    def _empty_probe(self, figures: dict) -> None:
+        """A probe with no answered item (every seed item is one of the reviewer's few-shot examples, or no answer
+        was usable) measured nothing: --require-better-reviewer stops, otherwise a warning and, as without a probe,
+        the reviewer's answers override."""
+        asked = figures["probe_items"]
+        why = ("the reviewer probe measured nothing: "
+               + (f"none of the {asked} probe items got a usable answer" if asked else "no seed item was left to ask (all are the reviewer's few-shot examples)"))  # fmt: skip
+        if self.require_better_reviewer:
+            raise AnnotatorError(f"--require-better-reviewer: {why}, so the reviewer is not shown better than the specialists; stopped before the review")
+        self._without_probe(why)
+        warnings.warn(f"{why}; the reviewer's answers are taken as they are", InputWarning, stacklevel=3)
 
     def _ask_probe(self, store: RunStore, seed_data: tuple[list[str], list[str]], seconds: dict[str, float]) -> ProbeAnswers:
         """Ask the reviewer about the probe's seed items and set its answers beside the pool's out-of-fold labels
         (cross-fitted on the seed as the learned rule is) and the run's routing of them."""
+        self.reviewer.check_ready()
         started = time.perf_counter()
         texts, labels = seed_data
         shown = {example.text for example in self.reviewer.examples}
@@ -585,16 +618,14 @@ class Annotator:
         if self.target_accuracy is not None:  # as `_targeted` routes: above the threshold in force, within the budget if any
             uncertain = ~accepted(outcome.uncertainty, self.threshold) & (outcome.hard if self.budget is not None else True)
         names = self.task.label_names
-        before = store.llm_usage()
+        baseline = probe_baseline(store)
         queue = [ReviewItem(row=-1 - i, item_id=f"probe-{i}", text=texts[i], votes={}, consensus_label=names[int(outcome.labels[j])])
                  for j, i in enumerate(picked)]  # fmt: skip
         self.reviewer.attach(store)
         given = self.reviewer.review(queue)
-        after = store.llm_usage()
-        spent = {key: sum(int(u[key]) for u in after.values()) - sum(int(u[key]) for u in before.values())
-                 for key in ("calls", "prompt_tokens", "completion_tokens")}  # fmt: skip
-        costs = [u["cost_usd"] for u in after.values()]
-        cost = None if None in costs else sum(costs) - sum(u["cost_usd"] or 0.0 for u in before.values())
+        after = usage_totals(store.llm_usage())
+        spent = {key: int(after[key] - baseline[key]) for key in ("calls", "prompt_tokens", "completion_tokens")}
+        cost = None if after["cost_usd"] is None else after["cost_usd"] - (baseline["cost_usd"] or 0.0)
         seconds["probe"] = seconds.get("probe", 0.0) + time.perf_counter() - started
         return ProbeAnswers(
             requested=self.reviewer_probe, seed_index=picked, true=[int(targets[i]) for i in picked],

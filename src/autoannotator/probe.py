@@ -29,16 +29,40 @@ if TYPE_CHECKING:
 
 DEFAULT_PROBE = 100  # items, for an LLM reviewer (gold and human: 0)
 PROBE_KEY = "reviewer_probe"  # store meta: the probe's answers (JSON of ProbeAnswers), read back by a resumed run
+PROBE_BASELINE_KEY = "reviewer_probe_baseline"  # store meta: the ledger's totals less all probes' spend, while a probe is asked
 
 
 def probe_indices(n_seed: int, size: int, random_seed: int, exclude: Sequence[int] = ()) -> list[int]:
-    """`size` seed indices drawn without replacement with `random_seed` (sorted), never one in `exclude` (the
-    reviewer's own few-shot examples: it would be shown the answer)."""
+    """`size` seed indices (sorted): the first `size` of a permutation seeded by `random_seed`, so a larger probe
+    holds a smaller one (its answers come from the reviewer's cache); never one in `exclude` (the reviewer's own
+    few-shot examples: it would be shown the answer)."""
     allowed = np.array(sorted(set(range(n_seed)) - set(exclude)), dtype=int)
     if size <= 0 or not len(allowed):
         return []
-    rng = np.random.default_rng(random_seed)
-    return sorted(int(i) for i in rng.choice(allowed, size=min(size, len(allowed)), replace=False))
+    return sorted(int(i) for i in np.random.default_rng(random_seed).permutation(allowed)[:size])
+
+
+def usage_totals(usage: dict[str, dict]) -> dict[str, float | None]:
+    """The ledger's `llm_usage()` summed over models: paid calls, prompt and completion tokens, USD (None: a price is unknown)."""
+    costs = [u["cost_usd"] for u in usage.values()]
+    return {key: sum(int(u[key]) for u in usage.values()) for key in ("calls", "prompt_tokens", "completion_tokens")} | {
+        "cost_usd": None if None in costs else float(sum(costs))}  # fmt: skip
+
+
+def probe_baseline(store: RunStore) -> dict[str, float | None]:
+    """What the ledger held before any probe paid: kept (meta PROBE_BASELINE_KEY) from the first session that began
+    asking this probe, so a probe killed and asked again, or asked again at another size, counts what every session
+    paid for it: the current totals less the spend of the probe already stored (if any)."""
+    kept = store.get_meta(PROBE_BASELINE_KEY)
+    if kept:
+        return json.loads(kept)
+    totals, previous = usage_totals(store.llm_usage()), stored_probe(store)
+    if previous is not None:
+        totals = {key: totals[key] - getattr(previous, key) for key in ("calls", "prompt_tokens", "completion_tokens")} | {
+            "cost_usd": None if totals["cost_usd"] is None else totals["cost_usd"] - (previous.cost_usd or 0.0)}  # fmt: skip
+    with store.transaction():
+        store.set_meta(PROBE_BASELINE_KEY, json.dumps(totals))
+    return totals
 
 
 @dataclass
@@ -106,7 +130,7 @@ class ProbeAnswers:
             "uncertain_probe_items": int(hard.sum()),
             "accuracy_on_uncertain_probe": on_hard.value, "accuracy_on_uncertain_low": on_hard.low, "accuracy_on_uncertain_high": on_hard.high,
             "pool_accuracy_on_uncertain_probe": pool_hard,
-            "weaker_than_pool": bool(weaker),
+            "weaker_than_pool": bool(weaker), "not_shown_better": bool(weaker),
             "labels": list(self.labels), "confusion": counts,
             "cost_usd": self.cost_usd, "calls": self.calls, "seconds": round(self.seconds, 3),
         }  # fmt: skip

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +15,7 @@ import pytest
 
 from autoannotator import Annotator, AnnotatorError, Task
 from autoannotator.llm.server import free_port
-from autoannotator.probe import PROBE_KEY
+from autoannotator.probe import PROBE_KEY, probe_indices
 from autoannotator.store import STORE_FILE, RunStore
 from tests.conftest import EXAMPLE, ROOT
 from tests.fault_server import keyword_label, serve
@@ -102,7 +104,7 @@ def test_combine_does_not_follow_a_reviewer_that_is_always_wrong(bare_task: Task
     c, o = combined.frame, overridden.frame
     reviewed = c.reviewed_label.notna()
     assert reviewed.sum() >= 10 and combined.summary.reviewer["accuracy"] == 0.0
-    assert combined.summary.reviewer["weaker_than_pool"] is True
+    assert combined.summary.reviewer["weaker_than_pool"] is True and combined.summary.reviewer["not_shown_better"] is True
     assert (o.label[reviewed] == o.reviewed_label[reviewed]).all() and (o.label[reviewed] != o.gold_label[reviewed]).all()
     no_review = (c.consensus_label == c.gold_label).mean()
     # the learned rule: the reviewer's full confusion is used (it has a favourite wrong label per true label), and an
@@ -184,3 +186,110 @@ def test_probe_with_a_target_accuracy_routes_as_the_run(bare_task: Task, seed_fr
     figures = result.summary.reviewer
     assert figures["probe_items"] == 30 and 0 < figures["uncertain_probe_items"] <= 30
     assert figures["review_mode"] == "combine" and SUMMARY_KEYS <= set(figures)
+
+
+def outside(frame: pd.DataFrame) -> pd.DataFrame:
+    """Seed items the server always answers outside the label set: every probe answer fails."""
+    return frame.assign(text=frame.text + " [outside]")
+
+
+@pytest.mark.parametrize("empty", ["failed", "all_examples"])
+def test_an_empty_probe_does_not_claim_combine(bare_task: Task, seed_frame: pd.DataFrame, tweets_frame: pd.DataFrame, server, tmp_path: Path,
+                                               empty: str) -> None:  # fmt: skip
+    """A probe with no answered item (every answer outside the label set; or every seed item is one of the
+    reviewer's few-shot examples) measured nothing: the answers override and the summary and the warning say
+    why; --require-better-reviewer stops with a line that says so, without '-' figures."""
+    url, log = server
+    seed = outside(seed_frame.iloc[:40]) if empty == "failed" else seed_frame.iloc[:6]
+    options = llm(url) | ({"prompt": "k-shot", "shots": 40} if empty == "all_examples" else {})
+    data = tweets_frame.iloc[:40][["text"]]
+    why = "none of the 10 probe items got a usable answer" if empty == "failed" else r"no seed item was left to ask \(all are the reviewer's few-shot examples\)"
+    with pytest.raises(AnnotatorError, match=f"--require-better-reviewer: the reviewer probe measured nothing: {why}") as stopped:
+        Annotator(bare_task, **POOL, reviewer="llm", reviewer_options=options, run_dir=tmp_path / "stop", reviewer_probe=10,
+                  require_better_reviewer=True).annotate(data, seed=seed)  # fmt: skip
+    assert "interval" not in str(stopped.value) and " -" not in str(stopped.value)
+    with pytest.warns(UserWarning, match=f"the reviewer probe measured nothing: {why}; the reviewer's answers are taken as they are"):
+        result = Annotator(bare_task, **POOL, reviewer="llm", reviewer_options=options, run_dir=tmp_path / "run", reviewer_probe=10).annotate(data, seed=seed)
+    note = result.summary.reviewer
+    assert note["review_mode"] == "override" and note["answered"] == 0 and re.search(why, note["note"])
+    assert note["probe_items"] == (10 if empty == "failed" else 0)
+    reviewed = result.frame[result.frame.reviewed_label.notna()]
+    assert len(reviewed) and set(reviewed.label_source) == {"llm"} and (reviewed.label == reviewed.reviewed_label).all()
+    assert "answer_overruled" not in note
+
+
+def test_a_changed_review_mode_is_refused_on_resume(bare_task: Task, seed_frame: pd.DataFrame, tweets_frame: pd.DataFrame, server, tmp_path: Path) -> None:
+    """Labels concluded under combine are not relabeled by a resumed run under override: the change is refused,
+    named; a first pass without a reviewer may still be resumed with one (README: --reviewer none)."""
+    url, _ = server
+    data, seed = tweets_frame.iloc[:30][["text"]], seed_frame.iloc[:60]
+    first = Annotator(bare_task, **POOL, reviewer=None, run_dir=tmp_path / "run").annotate(data, seed=seed)
+    assert not first.frame.reviewed_label.notna().any()
+    reviewed = Annotator(bare_task, **POOL, reviewer="llm", reviewer_options=llm(url), run_dir=tmp_path / "run", reviewer_probe=10).annotate(data, seed=seed)
+    assert reviewed.frame.reviewed_label.notna().any() and reviewed.summary.reviewer["review_mode"] == "combine"
+    with pytest.raises(AnnotatorError, match=r"holds a different run \(changed: review_mode, combine -> override"):
+        Annotator(bare_task, **POOL, reviewer="llm", reviewer_options=llm(url), run_dir=tmp_path / "run", reviewer_probe=10,
+                  review_mode="override").annotate(data, seed=seed)  # fmt: skip
+
+
+def test_probe_samples_are_nested_and_paid_calls_total_every_session(seed_frame: pd.DataFrame, tweets_frame: pd.DataFrame, tmp_path: Path) -> None:
+    """A probe killed (SIGKILL) half way and asked again reports every call paid for it, over both sessions; a
+    larger probe holds the smaller one (only the new items are paid) and still reports the whole probe's calls."""
+    port, log = free_port(), tmp_path / "answered.jsonl"
+    httpd = serve(port, log, delay=0.2)
+    seed, data = tmp_path / "seed.csv", tmp_path / "in.csv"
+    seed_frame.iloc[:80].to_csv(seed, index=False)
+    tweets_frame.iloc[:20].to_csv(data, index=False)
+    try:
+        def estimate(probe: int) -> list[str]:
+            return [sys.executable, "-m", "autoannotator", "estimate", "--task", str(EXAMPLE / "task.yaml"), "--input", str(data), "--seed", str(seed),
+                    "--specialists", "lexicon", "--rule", "margin", "--epsilon", "0.6", "--reviewer", "llm", "--llm-base-url", f"http://127.0.0.1:{port}/v1",
+                    "--llm-model", "gpt-3.5-turbo", "--llm-max-in-flight", "2", "--reviewer-probe", str(probe), "--quiet", "--run-dir", str(tmp_path / "run"),
+                    "--output", str(tmp_path / "o.csv"), "--sample", "10", "--curve-folds", "0", "--json", str(tmp_path / "s.json")]  # fmt: skip
+
+        killed = subprocess.Popen(estimate(20), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(tmp_path / "killed.err").open("w"))
+        deadline = time.monotonic() + 120
+        while len(answered(log)) < 6 and time.monotonic() < deadline and killed.poll() is None:
+            time.sleep(0.05)
+        killed.kill()
+        killed.wait()
+        time.sleep(1.0)  # requests the server was answering when the client died
+        first = len(answered(log))
+        assert 6 <= first < 20, (tmp_path / "killed.err").read_text()
+        rerun = subprocess.run(estimate(20), cwd=ROOT, capture_output=True, text=True)
+        assert rerun.returncode == 0, rerun.stderr
+        paid = sum(u["calls"] for u in RunStore(tmp_path / "run" / STORE_FILE).llm_usage().values())
+        figures = json.loads((tmp_path / "s.json").read_text())["reviewer"]
+        assert figures["probe_items"] == 20 and figures["calls"] == paid and paid > len(answered(log)) - first
+        before_smaller = len(answered(log))
+        smaller = subprocess.run(estimate(10), cwd=ROOT, capture_output=True, text=True)
+        assert smaller.returncode == 0, smaller.stderr
+        assert len(answered(log)) == before_smaller  # nested: the 10 were among the 20 (cached)
+        assert json.loads((tmp_path / "s.json").read_text())["reviewer"]["calls"] == paid
+        probed = json.loads(RunStore(tmp_path / "run" / STORE_FILE).get_meta(PROBE_KEY))["seed_index"]
+        assert len(probed) == 10 and set(probed) <= set(probe_indices(80, 20, 0))
+    finally:
+        httpd.shutdown()
+
+
+def test_probe_indices_nest() -> None:
+    for seed in range(5):
+        small, large = probe_indices(200, 30, seed, exclude=[3, 7]), probe_indices(200, 60, seed, exclude=[3, 7])
+        assert len(set(small)) == 30 and set(small) < set(large) and not {3, 7} & set(large)
+    assert probe_indices(200, 30, 0) != probe_indices(200, 30, 1)
+
+
+def test_the_human_reviewer_without_a_terminal_is_one_line(seed_frame: pd.DataFrame, tweets_frame: pd.DataFrame, tmp_path: Path) -> None:
+    """No terminal (stdin /dev/null, no controlling tty): one line, exit 2, before any training, probe or output."""
+    seed, data = tmp_path / "seed.csv", tmp_path / "in.csv"
+    seed_frame.iloc[:40].to_csv(seed, index=False)
+    tweets_frame.iloc[:20].to_csv(data, index=False)
+    base = [sys.executable, "-m", "autoannotator", "annotate", "--task", str(EXAMPLE / "task.yaml"), "--input", str(data), "--seed", str(seed),
+            "--specialists", "lexicon", "--rule", "margin", "--epsilon", "0.6", "--reviewer", "human", "--quiet", "--output", str(tmp_path / "o.csv")]  # fmt: skip
+    for extra in ([], ["--reviewer-probe", "5"]):
+        done = subprocess.run([*base, *extra, "--run-dir", str(tmp_path / f"run{len(extra)}")], cwd=ROOT, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, start_new_session=True)  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().startswith("error: the human reviewer answers in a terminal and this process has none")
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+        assert not (tmp_path / "o.csv").exists() and not (tmp_path / f"run{len(extra)}" / STORE_FILE).exists()

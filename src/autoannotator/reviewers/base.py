@@ -50,6 +50,9 @@ class Reviewer(ABC):
     def attach(self, store: RunStore) -> None:
         """Called with the run store before reviewing; reviewers that cache or account use it."""
 
+    def check_ready(self) -> None:
+        """Called before a run pays for anything; raises AnnotatorError when this reviewer cannot answer here."""
+
     def use_examples(self, examples: Sequence[Example]) -> None:
         """Labeled examples (from the seed file) that few-shot reviewers may put in their prompts."""
 

@@ -6,6 +6,7 @@ nothing; the next session starts at the first item still waiting.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
+from autoannotator.errors import AnnotatorError
 from autoannotator.reviewers.base import Answer, Reviewer, ReviewItem
 from autoannotator.store import RunStore
 from autoannotator.task import Task
@@ -27,6 +29,18 @@ class SessionStats:
     skipped: int = 0
     undone: int = 0
     quit: bool = False
+
+
+def require_terminal() -> None:
+    """Raise AnnotatorError unless keys can be read from a terminal (stdin, or the controlling terminal /dev/tty,
+    which is where `click.getchar` reads when stdin is not one)."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return
+    try:
+        open("/dev/tty").close()  # noqa: SIM115
+    except OSError:
+        raise AnnotatorError("the human reviewer answers in a terminal and this process has none (stdin is not a terminal, no /dev/tty): "
+                             "run it in a terminal, or review later with `autoannotator review --export`/`--import`") from None
 
 
 def review_in_terminal(
@@ -80,6 +94,11 @@ class TerminalReviewer(Reviewer):
 
     def attach(self, store: RunStore) -> None:
         self.store = store
+
+    def check_ready(self) -> None:
+        """Keys are read from the terminal: without one, AnnotatorError (an injected `getkey` needs none)."""
+        if self.getkey is click.getchar:
+            require_terminal()
 
     def review(self, items: Sequence[ReviewItem]) -> list[Answer]:
         """Answers go straight to the store; after 'q' the remaining hard items wait for a later session."""

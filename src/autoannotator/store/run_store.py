@@ -66,7 +66,8 @@ class RunStore:
             if changed & POOL_SETTINGS:
                 store.versions.forget_all()
         elif existing != wanted:
-            changed = sorted(k for k, v in json.loads(existing).items() if fingerprint.get(k) != v)
+            before = json.loads(existing)
+            changed = sorted(k for k in before.keys() | fingerprint.keys() if fingerprint.get(k) != before.get(k))
             store.close()
             raise AnnotatorError(
                 f"run directory {run_dir} holds a different run (changed: {', '.join(changed)}); "
