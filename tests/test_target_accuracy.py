@@ -134,7 +134,11 @@ def test_the_command_line_refuses_a_target_without_the_learned_rule_in_one_line(
      "error: --confidence is the probability with which --target-accuracy holds"),
     (["--rule", "learned", "--target-accuracy", "0.8", "--reviewer", "none"],
      "error: --target-accuracy sends the items above its certified threshold"),
-], ids=["confidence-alone", "target-without-reviewer"])  # fmt: skip
+    (["--mode", "llm-only", "--reviewer", "human", "--reviewer-probe", "10"],
+     "error: --reviewer-probe and --require-better-reviewer measure the reviewer against the specialists: --mode llm-only has none"),
+    (["--mode", "llm-only", "--reviewer", "human", "--reviewer-probe", "10", "--require-better-reviewer"],
+     "error: --reviewer-probe and --require-better-reviewer measure the reviewer against the specialists: --mode llm-only has none"),
+], ids=["confidence-alone", "target-without-reviewer", "llm-only-probe", "llm-only-require-better"])  # fmt: skip
 def test_the_command_line_refuses_flags_it_could_not_honour_in_one_line(tmp_path: Path, flags: list[str], message: str) -> None:
     done = cli("annotate", "--task", str(EXAMPLE / "task.yaml"), "--input", str(EXAMPLE / "tweets.csv"), "--output", str(tmp_path / "o.csv"),
                "--seed", str(EXAMPLE / "seed.csv"), "--specialists", "lexicon", *flags)  # fmt: skip

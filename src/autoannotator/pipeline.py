@@ -298,6 +298,8 @@ class Annotator:
             raise AnnotatorError(f"unknown review mode '{self.review_mode}' (use combine or override)")
         if self.reviewer_probe < 0:
             raise AnnotatorError(f"--reviewer-probe is a number of seed items, got {self.reviewer_probe}")
+        if self.mode == "llm-only" and (probe or require_better):
+            raise AnnotatorError("--reviewer-probe and --require-better-reviewer measure the reviewer against the specialists: --mode llm-only has none")
         if self.reviewer_probe and isinstance(self.reviewer, GoldReviewer):
             raise AnnotatorError("the gold reviewer reads the input's column, which seed items do not have: leave out --reviewer-probe")
         if self.reviewer_probe and self.reviewer is None:
