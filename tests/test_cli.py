@@ -181,3 +181,17 @@ def test_annotate_help_names_every_reviewer_kind() -> None:
     annotate = typer.main.get_command(app).commands["annotate"]
     reviewer = next(p for p in annotate.params if p.name == "reviewer")
     assert all(kind in reviewer.help for kind in ("none", "gold:COLUMN", "llm", "human"))
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--target-accuracy", "abc"], "error: Invalid value for '--target-accuracy': Input should be a valid number"),
+    (["--reviewer-probe", "-1"], "error: Invalid value for '--reviewer-probe': Input should be greater than or equal to 0"),
+    (["--no-such-flag"], "error: No such option: --no-such-flag"),
+])  # fmt: skip
+def test_a_bad_flag_or_value_is_one_line(args: list[str], says: str, tmp_path: Path) -> None:
+    """Click's usage errors (a value of the wrong type, out of range, an unknown flag) print one `error:` line
+    naming the command's help, exit 2, instead of a box of five."""
+    done = cli("annotate", "--task", str(EXAMPLE / "task.yaml"), "--input", str(EXAMPLE / "tweets.csv"), "--output", str(tmp_path / "o.csv"), *args)
+    assert done.returncode == 2 and done.stderr.startswith(says), done.stderr
+    assert done.stderr.strip().endswith("autoannotator annotate --help`)") and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o.csv").exists()

@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -20,7 +20,29 @@ if TYPE_CHECKING:
     from autoannotator.pipeline import AnnotationResult, Annotator
     from autoannotator.store import RunStore
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+class OneLineErrors(typer.Typer):
+    """The `autoannotator` command: a bad flag or value prints one `error:` line (exit 2) instead of Click's box."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("standalone_mode", True) is False:
+            return super().__call__(*args, **kwargs)
+        try:
+            code = super().__call__(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            errors.print("aborted", highlight=False)
+            code = 1
+        except typer.TyperException as exc:  # Click's usage errors, as Typer raises them
+            ctx = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                print(ctx.get_help())
+            else:
+                hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+                errors.print(f"[bold red]error:[/] {' '.join(exc.format_message().split())}{hint}", highlight=False, soft_wrap=True)
+            code = getattr(exc, "exit_code", 2)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = OneLineErrors(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Label text datasets with a pool of small specialists; hard items go to a reviewer.")  # fmt: skip
 console = Console() if sys.stdout.isatty() else Console(width=160)  # wide tables in logs and pipes
 errors = Console(stderr=True)
@@ -405,7 +427,6 @@ def open_store(run_dir: Path) -> Iterator[RunStore]:
 
 def main() -> None:
     app()
-
 
 if __name__ == "__main__":
     main()
