@@ -293,3 +293,19 @@ def test_the_human_reviewer_without_a_terminal_is_one_line(seed_frame: pd.DataFr
         assert done.stderr.strip().startswith("error: the human reviewer answers in a terminal and this process has none")
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
         assert not (tmp_path / "o.csv").exists() and not (tmp_path / f"run{len(extra)}" / STORE_FILE).exists()
+
+
+def test_terminal_review_without_a_terminal_is_one_line(tweets_frame: pd.DataFrame, tmp_path: Path) -> None:
+    """`review --run-dir` (the terminal review of what waits) without a terminal: one line, exit 2, nothing answered."""
+    data = tmp_path / "in.csv"
+    tweets_frame.iloc[:30].to_csv(data, index=False)
+    first = subprocess.run([sys.executable, "-m", "autoannotator", "annotate", "--task", str(EXAMPLE / "task.yaml"), "--input", str(data),
+                            "--specialists", "lexicon", "--rule", "margin", "--epsilon", "0.6", "--quiet", "--output", str(tmp_path / "o.csv"),
+                            "--run-dir", str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    waiting = len(RunStore(tmp_path / "run" / STORE_FILE).pending_review())
+    assert waiting
+    done = subprocess.run([sys.executable, "-m", "autoannotator", "review", "--run-dir", str(tmp_path / "run")], cwd=ROOT, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, start_new_session=True)  # fmt: skip
+    assert done.returncode == 2 and done.stderr.strip().startswith("error: the human reviewer answers in a terminal"), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and len(RunStore(tmp_path / "run" / STORE_FILE).pending_review()) == waiting
