@@ -11,7 +11,7 @@ from autoannotator.task import Task
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "tweets"
-SHARED_DATA = ROOT.parent / "shared" / "data"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"  # small committed slices: tests/fixtures/SOURCE.md
 
 
 @pytest.fixture(scope="session")

@@ -11,13 +11,15 @@ import pytest
 from autoannotator import Annotator, Task
 from autoannotator.llm.server import llama_server
 from autoannotator.store import STORE_FILE, RunStore
-from tests.conftest import SHARED_DATA
+from tests.conftest import FIXTURES
 
 MATH = Task.from_dict({"name": "math", "type": "multiple_choice", "instruction": "Solve the math word problem."})
 
 
 def problems(n: int) -> pd.DataFrame:
-    rows = [json.loads(line) for line in (SHARED_DATA / "aqua_rat" / "raw" / "test.json").read_text().splitlines()[:n]]
+    lines = (FIXTURES / "aqua_rat_test_slice.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) >= n, f"the fixture holds {len(lines)} problems, {n} asked for"
+    rows = [json.loads(line) for line in lines[:n]]
     return pd.DataFrame({"question": [r["question"] for r in rows], "options": [" ".join(r["options"]) for r in rows],
                          "gold": [r["correct"] for r in rows]})  # fmt: skip
 
