@@ -99,6 +99,16 @@ def test_a_refused_client_stops_the_run(task: Task, server, tmp_path: Path) -> N
         Annotator(task, specialists=[voter], run_dir=tmp_path / "run").annotate(pd.DataFrame({"text": ["who am I [401]"]}))
 
 
+def test_one_answer_whose_logprobs_favour_another_label_keeps_the_answer() -> None:
+    """A model answered 'agrees' with 30% confidence (the rest spread on the others): the answer is the label, not a
+    crash (StopIteration inside the client's coroutine, seen replaying GPT-4o's low-confidence answers)."""
+    from autoannotator.llm.sampling import Sample, self_consistency
+
+    judged = self_consistency([Sample("agrees", None, {"agrees": 0.3, "disagrees": 0.35, "neutral": 0.35}, '{"label": "agrees"}', 1)],
+                              ["agrees", "disagrees", "neutral"])  # fmt: skip
+    assert judged.label == "agrees" and judged.probs["disagrees"] == 0.35
+
+
 def test_llm_only_self_consistency_from_the_command_line(server, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

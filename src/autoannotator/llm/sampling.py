@@ -97,7 +97,7 @@ def reasoning_tail(content: str, lines: int = 3) -> str:
 
 
 def self_consistency(answers: Sequence[Sample], labels: Sequence[str]) -> Judgement:
-    """One sample: its label with its logprob distribution (else all mass on it). Several: the majority label and
+    """One sample: its label (the answer given) with its logprob distribution (else all mass on it). Several: the majority label and
     the vote shares of the parsed samples (ties go to the earlier label). None parsed: None with the most
     common reason. `detail` keeps the answer, the parsed, sampled and asked counts and, for long answers, the reasoning tail."""
     parsed = [a for a in answers if a.label is not None]
@@ -107,12 +107,12 @@ def self_consistency(answers: Sequence[Sample], labels: Sequence[str]) -> Judgem
         reason = Counter(a.reason for a in answers).most_common(1)[0][0] if answers else "no_answer"
         last = answers[-1].content[-200:] if answers else ""
         return Judgement(None, None, reason, detail | {"last_answer": last})
-    if len(answers) == 1 and parsed[0].probs:
-        probs = dict(parsed[0].probs)
+    if len(answers) == 1 and parsed[0].probs:  # the label is the answer given; its distribution may put more mass elsewhere
+        probs, label = dict(parsed[0].probs), parsed[0].label
     else:
         counts = Counter(a.label for a in parsed)
         probs = {label: round(counts[label] / len(parsed), 6) for label in labels}
-    label = max(labels, key=lambda name: (probs.get(name, 0.0), -list(labels).index(name)))
+        label = max(labels, key=lambda name: (probs.get(name, 0.0), -list(labels).index(name)))
     first = next(a for a in parsed if a.label == label)
     if "\n" in first.content.strip():
         detail["reasoning"] = reasoning_tail(first.content)
