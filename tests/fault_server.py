@@ -174,7 +174,7 @@ def make_handler(state: FaultState) -> type[BaseHTTPRequestHandler]:
             with state.lock:
                 state.answered += 1
                 with state.log.open("a", encoding="utf-8") as log:
-                    log.write(json.dumps({"key": key, "text": text, "label": label, "prompt_tokens": prompt_tokens,
+                    log.write(json.dumps({"key": key, "model": request["model"], "text": text, "label": label, "prompt_tokens": prompt_tokens,
                                           "completion_tokens": completion_tokens}) + "\n")
                 last = state.die_after is not None and state.answered >= state.die_after
             self._send(200, json.dumps(body).encode())

@@ -179,7 +179,7 @@ def test_a_version_5_store_is_upgraded_and_keeps_its_ledger(tmp_path: Path) -> N
             UPDATE meta SET value = '5' WHERE key = 'schema_version';
         """)
     store = RunStore.open(tmp_path, {"input": "x"})
-    assert store.get_meta("schema_version") == SCHEMA_VERSION == "7"
+    assert store.get_meta("schema_version") == SCHEMA_VERSION == "8"
     call = store.reserve_llm_call(key="k2", model="m", prompt_tokens=50, completion_tokens=10, cost_usd=0.5)
     usage = store.llm_usage()["m"]
     assert usage["calls"] == 1 and usage["lost"] == 1 and usage["cost_usd"] == pytest.approx(0.75)

@@ -82,10 +82,10 @@ def test_the_task_files_random_seed_reaches_every_seeded_part_unless_overridden(
     assert Annotator(task, run_dir=tmp_path / "r", random_seed=3, refine={"beta": 5}).refine.seed == 3
     explicit = Annotator(task, run_dir=tmp_path / "r", refine={"beta": 5, "seed": 11})
     assert explicit.refine.seed == 11  # a seed set in the refine settings themselves is kept
-    built = {s.display_name: annotator._build_specialist(s, None, {}) for s in annotator.specs if s.kind != "tfidf"}
+    built = {s.display_name: annotator.pool.new_specialist(s) for s in annotator.specs if s.kind != "tfidf"}
     assert built["hf"].options["seed"] == 7
     own = SpecialistSpec(kind="hf", options={"seed": 5})
-    assert annotator._build_specialist(own, None, {}).options["seed"] == 5  # a specialist's own seed option wins
+    assert annotator.pool.new_specialist(own).options["seed"] == 5  # a specialist's own seed option wins
 
 
 def test_the_random_seed_is_part_of_the_fingerprint_and_the_summary(tmp_path: Path, files) -> None:

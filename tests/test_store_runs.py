@@ -198,7 +198,7 @@ def test_a_version_6_store_gains_the_audit_flag_and_keeps_its_items(tmp_path: Pa
     with sqlite3.connect(tmp_path / STORE_FILE) as conn:  # the items table as version 6 had it
         conn.executescript("ALTER TABLE items DROP COLUMN audited; UPDATE meta SET value = '6' WHERE key = 'schema_version';")
     store = RunStore.open(tmp_path, {"input": "x"})
-    assert store.get_meta("schema_version") == SCHEMA_VERSION == "7"
+    assert store.get_meta("schema_version") == SCHEMA_VERSION == "8"
     assert [(r.row, r.label, r.audited) for r in store.items()] == [(0, "x", False)]
     store.close()
 

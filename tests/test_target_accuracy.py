@@ -19,8 +19,8 @@ from rich.console import Console
 
 from autoannotator import Annotator, Task
 from autoannotator.display import show_summary
-from autoannotator.audit import audit_draw, audit_figures, guard
-from autoannotator.errors import AnnotatorError
+from autoannotator.audit import audit_draw, audit_figures, judge
+from autoannotator.errors import AnnotatorError, InputWarning
 from autoannotator.specialists import create_specialist
 from autoannotator.target_accuracy import accepted, certify
 from tests.conftest import EXAMPLE
@@ -117,9 +117,11 @@ def test_the_audit_draw_is_seeded_per_row_whatever_the_chunks() -> None:
 def test_the_guard_lowers_the_threshold_to_where_the_audit_reaches_the_target() -> None:
     u = np.linspace(0.01, 0.5, 60)
     agree = u < 0.25  # right below 0.25, wrong above
-    breached, lowered = guard(u, agree, threshold=0.5, target=0.9)
+    verdict = judge(u, agree, threshold=0.5, target=0.9)
+    breached, lowered = verdict.breached, verdict.threshold
     assert breached and 0.24 <= lowered < 0.5
-    assert guard(u[:20], agree[:20], threshold=0.5, target=0.9) == (False, 0.5)  # all right: nothing to do
+    calm = judge(u[:20], agree[:20], threshold=0.5, target=0.9)
+    assert (calm.breached, calm.threshold) == (False, 0.5)  # all right: nothing to do
 
 
 def test_the_command_line_refuses_a_target_without_the_learned_rule_in_one_line(tmp_path: Path) -> None:
@@ -158,16 +160,32 @@ def test_target_accuracy_needs_the_learned_rule_a_seed_and_no_epsilon(task: Task
     with pytest.raises(AnnotatorError, match="--confidence is the probability with which --target-accuracy holds"):
         Annotator(task, specialists=["lexicon"], run_dir=tmp_path, rule="learned", budget=0.2, confidence=0.8, reviewer="gold:gold_label")
     run = Annotator(task, specialists=["lexicon"], run_dir=tmp_path, rule="learned", target_accuracy=0.9, reviewer="gold:gold_label")
-    assert run.audit == 0.05  # the audit is on by default with a target
+    assert run.settings.audit == 0.05  # the audit is on by default with a target
     with pytest.raises(AnnotatorError, match="certified on a labeled seed"):
         run.annotate(pd.DataFrame({"id": ["a", "b"], "text": ["good", "bad"], "gold_label": ["positive", "negative"]}))
 
 
 def easy_seed(task: Task, seed: pd.DataFrame) -> pd.DataFrame:
-    """A seed drawn unlike the input: only the items the lexicon gets right with confidence (a selection bias)."""
+    """A seed drawn unlike the input: only the items the lexicon gets right with confidence (a selection bias), and
+    the first 10 of each label it then lacks (the learned rule refuses a target when a label is missing)."""
     probs = create_specialist("lexicon", task).predict_proba(seed["text"].tolist())
     guessed = np.array(task.label_names)[probs.argmax(axis=1)]
-    return seed[(guessed == seed["label"].to_numpy()) & (probs.max(axis=1) > 0.6)]
+    easy = seed[(guessed == seed["label"].to_numpy()) & (probs.max(axis=1) > 0.6)]
+    lacking = [seed[seed["label"] == name].head(10) for name in task.label_names if name not in set(easy["label"])]
+    return pd.concat([easy, *lacking])
+
+
+def test_a_label_missing_from_the_seed_is_refused_under_a_target_and_warned_without(task: Task, tweets_frame: pd.DataFrame,
+                                                                                    seed_frame: pd.DataFrame, tmp_path: Path) -> None:  # fmt: skip
+    """Issue 20 #9: the learned rule can never give a label its seed lacks; a target accuracy would promise what it cannot."""
+    seed = seed_frame[seed_frame["label"] != "neutral"]
+    frame = tweets_frame.iloc[:200]
+    with pytest.raises(AnnotatorError, match=r"the seed has no item labeled \['neutral'\].*cannot certify"):
+        Annotator(task, specialists=["lexicon", "tfidf"], reviewer="gold:gold_label", run_dir=tmp_path / "t", rule="learned",
+                  target_accuracy=0.7).annotate(frame, seed=seed)  # fmt: skip
+    with pytest.warns(InputWarning, match=r"the seed has no item labeled \['neutral'\]: the learned consensus can never give that label"):
+        result = Annotator(task, specialists=["lexicon", "tfidf"], run_dir=tmp_path / "b", rule="learned", budget=0.0).annotate(frame, seed=seed)
+    assert "neutral" not in set(result.frame["label"])
 
 
 @pytest.mark.slow
@@ -180,7 +198,7 @@ def test_a_seed_drawn_unlike_the_input_breaks_the_audit_and_the_run_says_so_and_
         return Annotator(task, specialists=["lexicon", "tfidf"], reviewer="gold:gold_label", run_dir=tmp_path / "run", rule="learned",
                          target_accuracy=0.8, audit=0.1, chunk_size=150)  # fmt: skip
 
-    with pytest.warns(UserWarning, match="below the target accuracy 80.0%.*raised"):
+    with pytest.warns(UserWarning, match="below the target accuracy 80.0% .anytime-valid test.*(raised|every item goes to review)"):
         result = run().annotate(frame, seed=seed)
     target = result.summary.target_accuracy
     assert target["certificate"]["seed_accuracy"] >= 0.8 and target["guard"] and not target["holds"]

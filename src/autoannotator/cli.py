@@ -195,7 +195,7 @@ def run_figures(run_dir: Path) -> tuple[dict, dict, dict, dict]:
     """From the run store, if there is one: LLM usage per model, the estimate made before the run (if any),
     the run's actual figures and the reviewer probe's figures (if any)."""
     from autoannotator.estimate import actual_figures
-    from autoannotator.probe import probe_figures
+    from autoannotator.run.probing import probe_figures
     from autoannotator.store import STORE_FILE
 
     if not (run_dir / STORE_FILE).is_file():

@@ -52,6 +52,28 @@ def show_reviewer(console: Console, figures: dict) -> None:
     console.print(matrix)
     if figures["weaker_than_pool"]:
         console.print("[yellow]the reviewer is not shown better than the pool on the items it will see (interval included)[/yellow]")
+    if figures.get("worth"):
+        show_worth(console, figures["worth"])
+
+
+def show_worth(console: Console, worth: dict) -> None:
+    """What the reviewer is worth (`reviewer_worth.reviewer_worth`): the expected accuracy and cost at each review share."""
+    table = Table(title=f"expected accuracy with this reviewer (from {worth['probe_items']} probe and {worth['seed_items']} seed items)",
+                  title_justify="left")  # fmt: skip
+    for column in ("reviewed", "expected accuracy", "review cost"):
+        table.add_column(column, justify="right")
+    for row in worth["curve"]:
+        table.add_row(f"{row['share']:.0%}", _pct(row["accuracy"]), _usd(row["cost_usd"]))
+    table.add_row("reviewer alone", _pct(worth["reviewer_alone"]["accuracy"]), _usd(worth["reviewer_alone"]["cost_usd"]))
+    if "chosen" in worth:
+        table.add_row(f"this run ({worth['chosen']['share']:.0%})", _pct(worth["chosen"]["accuracy"]), _usd(worth["chosen"]["cost_usd"]))
+    console.print(table)
+    if worth.get("alone_better"):
+        console.print("[yellow]the reviewer alone is expected to beat this setting[/yellow]")
+
+
+def _usd(value: float | None) -> str:
+    return "unknown $" if value is None else f"${value:.2f}"
 
 
 def show_consensus(console: Console, summary: RunSummary) -> None:
@@ -82,6 +104,12 @@ def show_target(console: Console, target: dict) -> None:
                   f"({certificate.get('n_calibration', 0)} seed items, {certificate.get('method', '')}): {routed}")  # fmt: skip
     style = "green" if target["holds"] else "yellow"
     console.print(f"[{style}]guarantee: {target['guarantee']}[/{style}]")
+    if len(target.get("certificates", [])) > 1:
+        for c in target["certificates"]:
+            at = "nothing certified" if c["threshold"] is None else f"U <= {c['threshold']:.4f}"
+            console.print(f"  certificate {c['id']}: {at}, accepted {c['n_accepted']} items")
+    if target.get("guard_note"):
+        console.print(f"[yellow]{target['guard_note']}[/yellow]")
     for event in target["guard"]:
         after = "every item" if event["threshold_after"] is None else f"U > {event['threshold_after']:.4f}"
         console.print(f"[yellow]audit guard after {event['after_items']} items: {event['audited_accuracy']:.1%} on {event['n_audited']} "

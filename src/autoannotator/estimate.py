@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from autoannotator.consensus import Rule, decide, route_by_budget, route_by_threshold
-from autoannotator.probe import stored_probe
 from autoannotator.reviewer_skill import accuracy_interval
 from autoannotator.reviewers.base import Reviewer
 from autoannotator.store import RunStore
@@ -296,6 +295,8 @@ def actual_figures(store: RunStore) -> dict[str, float]:
     skipped = store.count_by_state().get("skipped", 0)
     usage = store.llm_usage().values()
     costs = [u["cost_usd"] for u in usage]
+    from autoannotator.run.probing import stored_probe  # the run core imports this module
+
     probe = stored_probe(store)
     out = {
         "review_fraction": (n_items - sources.get("consensus", 0) - skipped) / n_items if n_items else 0.0,

@@ -9,27 +9,23 @@ does not clear the pool's accuracy there; with no uncertain probe item, on the w
 The answers kept (`ProbeAnswers`) also give what `--review-mode combine` needs: the confusion matrix it weighs
 the reviewer's answers by (`reviewer_skill.reviewer_confusion`) and, for the rules whose probabilities are not
 calibrated (vote, margin, entropy), the pool's posterior from its consensus label: the seed's label
-frequencies times the pool's one-coin confusion measured on the uncertain probe items (the learned rule's
-aggregator gives a calibrated posterior per item instead).
+frequencies times the pool's confusion, measured by the same estimator on the same probe items with the same
+weights (towards the uncertain ones, `reviewer_skill.probe_weights`), so the two are matched (the learned
+rule's aggregator gives a calibrated posterior per item instead).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from autoannotator.reviewer_skill import NO_ANSWER, accuracy_interval, combine, confusion_counts, not_better, one_coin, reviewer_confusion
+from autoannotator.reviewer_skill import NO_ANSWER, accuracy_interval, combine, confusion_counts, not_better, probe_weights, reviewer_confusion
 
-if TYPE_CHECKING:
-    from autoannotator.store import RunStore
 
 DEFAULT_PROBE = 100  # items, for an LLM reviewer (gold and human: 0)
-PROBE_KEY = "reviewer_probe"  # store meta: the probe's answers (JSON of ProbeAnswers), read back by a resumed run
-PROBE_BASELINE_KEY = "reviewer_probe_baseline"  # store meta: the ledger's totals less all probes' spend, while a probe is asked
+PROBE_BASELINE_KEY = "reviewer_probe_baseline"  # store meta: the ledger's totals before this reviewer's probe paid, while it is asked
 
 
 def probe_indices(n_seed: int, size: int, random_seed: int, exclude: Sequence[int] = ()) -> list[int]:
@@ -47,22 +43,6 @@ def usage_totals(usage: dict[str, dict]) -> dict[str, float | None]:
     costs = [u["cost_usd"] for u in usage.values()]
     return {key: sum(int(u[key]) for u in usage.values()) for key in ("calls", "prompt_tokens", "completion_tokens")} | {
         "cost_usd": None if None in costs else float(sum(costs))}  # fmt: skip
-
-
-def probe_baseline(store: RunStore) -> dict[str, float | None]:
-    """What the ledger held before any probe paid: kept (meta PROBE_BASELINE_KEY) from the first session that began
-    asking this probe, so a probe killed and asked again, or asked again at another size, counts what every session
-    paid for it: the current totals less the spend of the probe already stored (if any)."""
-    kept = store.get_meta(PROBE_BASELINE_KEY)
-    if kept:
-        return json.loads(kept)
-    totals, previous = usage_totals(store.llm_usage()), stored_probe(store)
-    if previous is not None:
-        totals = {key: totals[key] - getattr(previous, key) for key in ("calls", "prompt_tokens", "completion_tokens")} | {
-            "cost_usd": None if totals["cost_usd"] is None else totals["cost_usd"] - (previous.cost_usd or 0.0)}  # fmt: skip
-    with store.transaction():
-        store.set_meta(PROBE_BASELINE_KEY, json.dumps(totals))
-    return totals
 
 
 @dataclass
@@ -85,31 +65,37 @@ class ProbeAnswers:
     label_counts: list[int] | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    uncertainty: list[float] | None = None  # (m,) the pool's out-of-fold U of each probed item (None: a probe stored before it was kept)
 
     def confusion(self) -> np.ndarray:
-        """(n_labels, n_labels) what `combine` weighs the reviewer's answers by (`reviewer_confusion`), measured on
-        the probe items the pool finds uncertain, the kind it will review (a reviewer is weaker there than on
-        random items: on 600 bundled tweets Gemma 3 270M was right on 56% of 100 random seed items but 43% of the
-        items it reviewed); on all probe items when none is uncertain. Few uncertain items give a wide interval,
-        which `reviewer_confusion` reads conservatively (towards chance: the answer moves less)."""
+        """(n_labels, n_labels) what `combine` weighs the reviewer's answers by: P(answer | true label) by
+        `reviewer_skill.reviewer_confusion` over the answered probe items, weighted towards the ones the pool
+        finds uncertain, the kind it will review (`reviewer_skill.probe_weights`: uncertain items weight 1, the
+        others only as much as tops a small uncertain subset up to PROBE_EFFECTIVE_ITEMS; a reviewer is weaker
+        there than on random items: on 600 bundled tweets Gemma 3 270M was right on 56% of 100 random seed items
+        but 43% of the items it reviewed). The same estimator, items and weights as `pool_posterior`'s, so that
+        neither side of the combination is read more cautiously than the other (issue 20)."""
         true, answer = np.array(self.true, dtype=int), np.array(self.answer, dtype=int)
-        uncertain = np.array(self.uncertain, dtype=bool) & (answer != NO_ANSWER)
-        if uncertain.any():
-            true, answer = true[uncertain], answer[uncertain]
-        return reviewer_confusion(true, answer, len(self.labels))
+        answered = answer != NO_ANSWER
+        weight = probe_weights(np.array(self.uncertain, dtype=bool)[answered])
+        return reviewer_confusion(true[answered], answer[answered], len(self.labels), weight=weight)
 
     def pool_posterior(self, consensus_idx: np.ndarray) -> np.ndarray:
         """(n, n_labels) the pool's posterior given only its (n,) consensus label indices (NO_ANSWER: none): the
-        seed's label frequencies (Laplace) times P(consensus | label) of the one-coin matrix at the pool's accuracy
-        on the uncertain probe items (Laplace; all probe items when none is uncertain)."""
+        seed's label frequencies (Laplace) times P(consensus | label), measured as `confusion` measures the
+        reviewer (`reviewer_skill.reviewer_confusion` with the pool's out-of-fold label as the answer, on the
+        same answered probe items with the same `probe_weights`; all probe items when the reviewer answered
+        none)."""
         n_labels = len(self.labels)
-        true, pool = np.array(self.true, dtype=int), np.array(self.pool, dtype=int)
-        uncertain = np.array(self.uncertain, dtype=bool)
-        on = uncertain if uncertain.any() else np.ones(len(true), dtype=bool)
-        accuracy = ((pool == true)[on].sum() + 1.0) / (on.sum() + 2.0)
+        true, pool, answer = (np.array(v, dtype=int) for v in (self.true, self.pool, self.answer))
+        on = answer != NO_ANSWER
+        if not on.any():
+            on = np.ones(len(true), dtype=bool)
+        weight = probe_weights(np.array(self.uncertain, dtype=bool)[on])
+        skill = reviewer_confusion(true[on], pool[on], n_labels, weight=weight)
         counts = np.asarray(self.label_counts if self.label_counts else np.zeros(n_labels), dtype=float) + 1.0
         prior = np.tile(counts / counts.sum(), (len(consensus_idx), 1))
-        return combine(prior, np.asarray(consensus_idx, dtype=int), one_coin(accuracy, n_labels))
+        return combine(prior, np.asarray(consensus_idx, dtype=int), skill)
 
     def figures(self) -> dict:
         """The run summary's `reviewer` figures (see the module's notes); accuracies over answered items."""
@@ -151,15 +137,3 @@ def guard_line(figures: dict) -> str:
                 f"{pct(figures['accuracy_on_uncertain_high'])}), the pool {pct(figures['pool_accuracy_on_uncertain_probe'])}")  # fmt: skip
     return (f"on {figures['answered']} probe items the reviewer is right {pct(figures['accuracy'])} (95% interval "
             f"{pct(figures['accuracy_low'])}-{pct(figures['accuracy_high'])}), the pool {pct(figures['pool_accuracy_on_probe'])}")  # fmt: skip
-
-
-def stored_probe(store: RunStore) -> ProbeAnswers | None:
-    """The probe kept in a run store (meta PROBE_KEY), None when the run had none."""
-    stored = store.get_meta(PROBE_KEY)
-    return ProbeAnswers(**json.loads(stored)) if stored else None
-
-
-def probe_figures(store: RunStore) -> dict:
-    """The figures of the probe kept in a run store; {} when the run had none."""
-    probe = stored_probe(store)
-    return probe.figures() if probe else {}

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import StratifiedKFold
 
+from autoannotator.errors import AnnotatorError
 from autoannotator.specialists import Specialist
 from autoannotator.specialists.linear_head import chosen_C, fit_head, head_proba, load_head, save_head
 
@@ -31,13 +32,24 @@ FOLDS = 5
 ECE_BINS = 15
 
 
-def seed_folds(targets: np.ndarray, seed: int, n_folds: int = FOLDS) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(train, held-out) index pairs over the seed: stratified when every label has at least two items."""
-    counts = np.unique(targets, return_counts=True)[1]
-    k = min(n_folds, int(counts.min()))
-    if k >= 2:
-        return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(targets)), targets))
-    return list(KFold(n_splits=min(n_folds, len(targets)), shuffle=True, random_state=seed).split(np.zeros(len(targets))))
+def seed_folds(targets: np.ndarray, seed: int, n_folds: int = FOLDS, names: Sequence[str] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, held-out) index pairs over the seed, stratified by label: k = min(n_folds, the smallest count among
+    labels with two or more items) folds, so every training fold holds every such label; a label with one item
+    is held out once (its fold trains without it). Raises AnnotatorError when fewer than two labels have two or
+    more items (a training fold would hold a single label); `names`: the label names it gives the counts by."""
+    labels, counts = np.unique(targets, return_counts=True)
+    repeated = labels[counts >= 2]
+    if len(repeated) < 2:
+        raise AnnotatorError(f"the learned consensus cross-fits the pool on the seed: it needs at least two labels with two or more seed "
+                             f"items each, the seed has {dict(zip([names[i] for i in labels] if names else labels.tolist(), counts.tolist()))}; add seed items")  # fmt: skip
+    k = min(n_folds, int(counts[counts >= 2].min()))
+    common = np.flatnonzero(np.isin(targets, repeated))
+    fold_of = np.empty(len(targets), dtype=int)
+    for fold, (_, held_out) in enumerate(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(common)), targets[common])):
+        fold_of[common[held_out]] = fold
+    single = np.flatnonzero(~np.isin(targets, repeated))
+    fold_of[single] = np.random.default_rng(seed).permutation(len(single)) % k
+    return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(k)]
 
 
 def stacked_features(probs: np.ndarray) -> np.ndarray:
@@ -117,17 +129,26 @@ class Aggregator:
 
 def out_of_fold_probs(
     specialists: Mapping[str, Specialist], trained_on_seed: set[str], texts: Sequence[str], labels: Sequence[str], seed: int,
-    n_folds: int = FOLDS,
+    n_folds: int = FOLDS, rows: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(k, n, n_labels) seed predictions: cross-fitted over `n_folds` seeded folds for the specialists in
-    `trained_on_seed` (each fold costs one training of each), direct for the others; and the (n,) seed label indices."""
+    `trained_on_seed` (each fold costs one training of each), direct for the others; and the (n,) seed label indices.
+    `rows`: only these seed items are needed (the reviewer probe's), so the specialists that are not cross-fitted
+    (LLM voters: each prediction may be a paid call) predict only them; the other rows are zeros (abstention)."""
     first = next(iter(specialists.values()))
     targets = first.label_indices(labels)
-    folds = seed_folds(targets, seed, n_folds)
-    probs = [
-        s.cross_val_proba(texts, labels, folds) if name in trained_on_seed else s.predict_proba(list(texts))
-        for name, s in specialists.items()
-    ]
+    folds = seed_folds(targets, seed, n_folds, names=first.task.label_names)
+    probs = []
+    for name, s in specialists.items():
+        if name in trained_on_seed:
+            probs.append(s.cross_val_proba(texts, labels, folds))
+        elif rows is None:
+            probs.append(s.predict_proba(list(texts)))
+        else:
+            direct = np.zeros((len(texts), len(first.task.label_names)))
+            if len(rows):
+                direct[np.asarray(rows, dtype=int)] = s.predict_proba([texts[i] for i in rows])
+            probs.append(direct)
     return np.stack(probs), targets
 
 

@@ -15,7 +15,8 @@ import pytest
 
 from autoannotator import Annotator, AnnotatorError, Task
 from autoannotator.llm.server import free_port
-from autoannotator.probe import PROBE_KEY, probe_indices
+from autoannotator.probe import probe_indices
+from autoannotator.run.probing import stored_probe
 from autoannotator.store import STORE_FILE, RunStore
 from tests.conftest import EXAMPLE, ROOT
 from tests.fault_server import keyword_label, serve
@@ -65,7 +66,7 @@ def test_probe_figures_combine_and_paid_once(bare_task: Task, seed_frame: pd.Dat
     figures = result.summary.reviewer
     assert SUMMARY_KEYS <= set(figures) and figures["review_mode"] == "combine"
     assert {k: figures[k] for k in SUMMARY_KEYS | {"confusion", "calls"}} == {k: estimate.reviewer[k] for k in SUMMARY_KEYS | {"confusion", "calls"}}
-    probed = seed.iloc[json.loads(RunStore(tmp_path / "run" / STORE_FILE).get_meta(PROBE_KEY))["seed_index"]]
+    probed = seed.iloc[stored_probe(RunStore(tmp_path / "run" / STORE_FILE)).seed_index]
     truth_right = (probed.text.map(keyword_label) == probed.label).mean()
     assert figures["accuracy"] == pytest.approx(truth_right)  # the probe's accuracy is the server's real one on those items
     assert figures["accuracy_low"] < figures["accuracy"] < figures["accuracy_high"]
@@ -131,7 +132,7 @@ def test_without_a_seed_combine_falls_back_to_override(bare_task: Task, tweets_f
 def test_gold_and_human_override_unchanged(task: Task, seed_frame: pd.DataFrame, tweets_frame: pd.DataFrame, tmp_path: Path) -> None:
     """Gold and human reviewers are not probed and their answers are the label (as before combine existed)."""
     human = Annotator(task, **POOL, reviewer="human", run_dir=tmp_path / "h")
-    assert (human.review_mode, human.reviewer_probe) == ("override", 0)
+    assert (human.review_mode, human.settings.reviewer_probe) == ("override", 0)
     data = tweets_frame.iloc[:60]
     result = Annotator(task, **POOL, reviewer="gold:gold_label", run_dir=tmp_path / "g").annotate(data, seed=seed_frame.iloc[:100])
     frame = result.frame
@@ -266,7 +267,7 @@ def test_probe_samples_are_nested_and_paid_calls_total_every_session(seed_frame:
         assert smaller.returncode == 0, smaller.stderr
         assert len(answered(log)) == before_smaller  # nested: the 10 were among the 20 (cached)
         assert json.loads((tmp_path / "s.json").read_text())["reviewer"]["calls"] == paid
-        probed = json.loads(RunStore(tmp_path / "run" / STORE_FILE).get_meta(PROBE_KEY))["seed_index"]
+        probed = stored_probe(RunStore(tmp_path / "run" / STORE_FILE)).seed_index
         assert len(probed) == 10 and set(probed) <= set(probe_indices(80, 20, 0))
     finally:
         httpd.shutdown()

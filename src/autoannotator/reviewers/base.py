@@ -12,6 +12,7 @@ from autoannotator.store import RunStore
 from autoannotator.task import Example, Task
 
 _REGISTRY: dict[str, Callable[..., Reviewer]] = {}
+IDENTITY_FIELDS = ("model", "base_url", "prompt", "shots", "structured", "temperature", "samples")  # settings that change answers
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,21 @@ class Reviewer(ABC):
 
     def use_examples(self, examples: Sequence[Example]) -> None:
         """Labeled examples (from the seed file) that few-shot reviewers may put in their prompts."""
+
+    def identity(self) -> dict[str, Any]:
+        """Who answers: what a measurement of this reviewer (the probe's confusion) belongs to. The reviewer's kind and
+        source, the settings that change its answers where it has them (model, base URL, prompt style, shots,
+        structured output, temperature, samples; never an API key), and its few-shot examples."""
+        settings = getattr(self, "settings", None)
+        fields = {name: getattr(settings, name) for name in IDENTITY_FIELDS if hasattr(settings, name)}
+        own = {name: getattr(self, attr) for name, attr in (("model", "model_name"), ("shots", "n_shots")) if hasattr(self, attr)}
+        return {"kind": type(self).__name__, "source": self.source} | own | fields | {
+            "examples": [[e.text, e.label] for e in self.examples]}  # fmt: skip
+
+    def answer_probe(self, items: Sequence[ReviewItem]) -> list[Answer]:
+        """Answers for the reviewer probe's seed items (rows < 0, not run items): `review`'s, for a reviewer that
+        does not save its own answers into the run store."""
+        return self.review(items)
 
     @abstractmethod
     def review(self, items: Sequence[ReviewItem]) -> list[Answer]:

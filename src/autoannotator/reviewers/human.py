@@ -44,9 +44,11 @@ def require_terminal() -> None:
 
 
 def review_in_terminal(
-    items: Sequence[ReviewItem], task: Task, store: RunStore, *, console: Console, getkey: Callable[[], str] = click.getchar
+    items: Sequence[ReviewItem], task: Task, store: RunStore | None, *, console: Console, getkey: Callable[[], str] = click.getchar,
+    answers: dict[int, str] | None = None,
 ) -> SessionStats:
-    """Walk the items; label keys save at once, 'u' reopens the last answer, 's' skips, 'q' stops."""
+    """Walk the items; label keys save at once, 'u' reopens the last answer, 's' skips, 'q' stops. Answers go to
+    `store`, or, given `answers` (the reviewer probe: its seed items are not run items), into that dict by row."""
     stats = SessionStats()
     answered: list[int] = []
     keys = {str(i + 1): name for i, name in enumerate(task.label_names[:9])}
@@ -59,7 +61,10 @@ def review_in_terminal(
         console.print(legend)
         key = getkey().lower()
         if key in keys:
-            store.save_reviews([(item.row, SOURCE, keys[key], None, {})])
+            if answers is not None:
+                answers[item.row] = keys[key]
+            else:
+                store.save_reviews([(item.row, SOURCE, keys[key], None, {})])
             answered.append(position)
             stats.answered += 1
             position += 1
@@ -68,7 +73,10 @@ def review_in_terminal(
             position += 1
         elif key == "u" and answered:
             position = answered.pop()
-            store.reopen(items[position].row, SOURCE)
+            if answers is not None:
+                answers.pop(items[position].row, None)
+            else:
+                store.reopen(items[position].row, SOURCE)
             stats.answered -= 1
             stats.undone += 1
         elif key == "q":
@@ -105,3 +113,10 @@ class TerminalReviewer(Reviewer):
         if not self.stopped:
             self.stopped = review_in_terminal(items, self.task, self.store, console=self.console, getkey=self.getkey).quit
         return [Answer(None) for _ in items]
+
+    def answer_probe(self, items: Sequence[ReviewItem]) -> list[Answer]:
+        """The reviewer probe's seed items: the person's answers are returned (kept with the probe), not saved as
+        run items (they are not in the run)."""
+        given: dict[int, str] = {}
+        review_in_terminal(items, self.task, None, console=self.console, getkey=self.getkey, answers=given)
+        return [Answer(given.get(item.row)) for item in items]

@@ -15,7 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from autoannotator.errors import AnnotatorError
 from autoannotator.io import read_table
-from autoannotator.probe import probe_figures
+from autoannotator.run.probing import probe_figures
 from autoannotator.reasons import REASONS, unresolved_reason
 from autoannotator.run_report import figures, plots
 from autoannotator.store import STORE_FILE, RunStore

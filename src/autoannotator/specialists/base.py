@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import json
 import typing
@@ -30,9 +31,19 @@ class Specialist(ABC):
     refits_from_scratch: ClassVar[bool] = True  # refinement retrains on all labeled data, not just the new pool
     allow_remote_code: bool = False  # the caller's decision, set by create_specialist; never read from a file
 
+    trained_on: frozenset[str] = frozenset()  # `text_digests` of every text it was fitted or updated on (kept in specialist.json)
+
     def __init__(self, task: Task, **options: Any) -> None:
         self.task = task
         self.options = options
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every kind's own `fit` and `update` also record what they were trained on (`trained_on`), so a run can
+        tell a specialist that has seen its seed (its seed predictions are not out-of-sample) from one that has not."""
+        super().__init_subclass__(**kwargs)
+        for name, keep in (("fit", False), ("update", True)):
+            if name in cls.__dict__ and cls.trainable:
+                setattr(cls, name, _recording(cls.__dict__[name], keep=keep))
 
     def requests_remote_code(self) -> bool:
         """Whether loading this specialist would run code shipped with a model (`trust_remote_code`)."""
@@ -102,6 +113,8 @@ class Specialist(ABC):
         folder.mkdir(parents=True, exist_ok=True)
         self._save_weights(folder)
         manifest = {"kind": self.kind, "labels": self.task.label_names, "options": self.options}
+        if self.trained_on:
+            manifest["trained_on"] = sorted(self.trained_on)
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
         return folder
 
@@ -116,6 +129,24 @@ class Specialist(ABC):
             return np.array([index[self.task.resolve_label(label) or str(label)] for label in labels], dtype=np.int64)
         except KeyError as exc:
             raise AnnotatorError(f"training label {exc} is not one of the task labels {self.task.label_names}") from None
+
+
+def text_digests(texts: Sequence[str]) -> frozenset[str]:
+    """A short digest (BLAKE2b, 8 bytes, hex) of each text: what `trained_on` keeps instead of the texts."""
+    return frozenset(hashlib.blake2b(str(t).encode("utf-8", "surrogatepass"), digest_size=8).hexdigest() for t in texts)
+
+
+def _recording(method: Callable[..., Specialist], *, keep: bool) -> Callable[..., Specialist]:
+    """`method` (a kind's fit or update) that also records its texts in `trained_on` (update: added to what it had)."""
+
+    @functools.wraps(method)
+    def recorded(self: Specialist, texts: Sequence[str], labels: Sequence[str], *args: Any, **kwargs: Any) -> Specialist:
+        before = self.trained_on if keep else frozenset()
+        result = method(self, texts, labels, *args, **kwargs)
+        self.trained_on = before | text_digests(texts)
+        return result
+
+    return recorded
 
 
 def register(kind: str) -> Callable[[type[Specialist]], type[Specialist]]:
@@ -195,6 +226,8 @@ def load_specialist(folder: str | Path, task: Task, *, allow_remote_code: bool =
         raise AnnotatorError(f"{folder}: saved for labels {manifest['labels']}, the task has {task.label_names}")
     specialist = create_specialist(manifest["kind"], task, allow_remote_code=allow_remote_code, **manifest.get("options", {}))
     specialist._load_weights(folder)
+    if manifest.get("trained_on"):
+        specialist.trained_on = frozenset(manifest["trained_on"])
     check_remote_code(specialist, manifest["kind"])  # what the loaded weights wrap may ask too
     return specialist
 

@@ -55,6 +55,7 @@ class SavedSpecialist(Specialist):
         source = source_task(folder)
         self.mapping = LabelMapping(source.label_names, self.task, self.options["label_map"])
         self._folder = folder
+        self.trained_on = frozenset(read_manifest(folder).get("trained_on", ()))  # what the wrapped specialist was trained on
 
     def requests_remote_code(self) -> bool:
         """The wrapped folder's specialist.json may ask for trust_remote_code: it needs the same permission."""

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from autoannotator.errors import AnnotatorError
+from autoannotator.store.run_state import RUN_STATE_SCHEMA
 
 STORE_FILE = "run.sqlite"
 
@@ -21,9 +22,9 @@ def default_run_dir(output: Path) -> Path:
     """`labeled.csv` -> `labeled.csv.run/`: the run folder of an output file, so the same command always finds
     the same run store."""
     return output.with_name(output.name + ".run")
-SCHEMA_VERSION = "7"  # 4: llm_calls.cost_usd may be NULL (unknown price); 5: items.unanimous, confidence, seed;
+SCHEMA_VERSION = "8"  # 4: llm_calls.cost_usd may be NULL (unknown price); 5: items.unanimous, confidence, seed;
 # 6: llm_calls rows written before a request is sent (status in_flight, then paid/failed/lost) and llm_calls.estimated;
-# 7: items.audited (--audit)
+# 7: items.audited (--audit); 8: typed run-state tables (store.run_state) and items.certificate, instead of meta JSON
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -51,7 +52,8 @@ CREATE TABLE IF NOT EXISTS items (
     unanimous INTEGER NOT NULL DEFAULT 0,
     confidence REAL,
     seed INTEGER NOT NULL DEFAULT 0,
-    audited INTEGER NOT NULL DEFAULT 0
+    audited INTEGER NOT NULL DEFAULT 0,
+    certificate INTEGER
 );
 CREATE TABLE IF NOT EXISTS reviews (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -123,6 +125,10 @@ ALTER TABLE items ADD COLUMN seed INTEGER NOT NULL DEFAULT 0;
 
 # What a store of version 6 lacks: the audit flag (no earlier run audited).
 UPGRADE_6_TO_7 = "ALTER TABLE items ADD COLUMN audited INTEGER NOT NULL DEFAULT 0"
+# What a store of version 7 lacks: which certificate accepted each item (the run-state tables are created with it).
+UPGRADE_7_TO_8 = "ALTER TABLE items ADD COLUMN certificate INTEGER"
+LEGACY_TARGET_KEY = "target_accuracy"  # version 7's meta JSON of --target-accuracy (moved into the typed tables)
+LEGACY_PROBE_KEYS = ("reviewer_probe", "reviewer_probe_baseline")  # version 7's probe: asked again from the reviewer's cache
 
 # Indexes that keep each chunk's store work independent of the run's length: refinement's trigger counts
 # reviewed items not yet used, replay samples unanimous items, re-scoring walks shaky consensus items,
@@ -194,7 +200,7 @@ class Database:
         return self.get_meta("schema_version") or "3"  # version 3 wrote its version only along with a fingerprint
 
     def _check_schema(self) -> None:
-        """Create the schema in a new file, upgrade a store of version 3 to 6, refuse any other version with one line."""
+        """Create the schema in a new file, upgrade a store of version 3 to 7, refuse any other version with one line."""
         if self._schema_version() == SCHEMA_VERSION:
             return
         with self.transaction() as conn:
@@ -202,21 +208,50 @@ class Database:
             if version is None:
                 for statement in statements(SCHEMA):
                     conn.execute(statement)
-            elif version in ("3", "4", "5", "6"):
+            elif version in ("3", "4", "5", "6", "7"):
                 if version in ("3", "4"):
                     self._upgrade_4_to_5()
                 if version != "6":
                     self._rebuild_llm_calls()
-                if "audited" not in {r["name"] for r in conn.execute("PRAGMA table_info(items)")}:
+                columns = {r["name"] for r in conn.execute("PRAGMA table_info(items)")}
+                if "audited" not in columns:
                     conn.execute(UPGRADE_6_TO_7)
+                if "certificate" not in columns:
+                    conn.execute(UPGRADE_7_TO_8)
+                for statement in statements(RUN_STATE_SCHEMA):
+                    conn.execute(statement)
+                self._move_target_meta()
             elif version != SCHEMA_VERSION:
                 raise AnnotatorError(
                     f"the run store {self.path} has schema version {version}, this AutoAnnotator reads version {SCHEMA_VERSION} "
-                    "(and upgrades versions 3 to 6): use the AutoAnnotator that wrote it, or another --run-dir"
+                    "(and upgrades versions 3 to 7): use the AutoAnnotator that wrote it, or another --run-dir"
                 )
+            if version is None:
+                for statement in statements(RUN_STATE_SCHEMA):
+                    conn.execute(statement)
             for statement in statements(INDEXES):
                 conn.execute(statement)
             self.set_meta("schema_version", SCHEMA_VERSION)
+
+    def _move_target_meta(self) -> None:
+        """Version 7 -> 8 inside the caller's transaction: the --target-accuracy state kept as meta JSON becomes a
+        certificate (fitted on unknown specialist versions: {}), the state in force and the guard's events; the
+        probe's meta is dropped (a resumed run asks the probe again, answered from the reviewer's cache at no cost)."""
+        from autoannotator.store.run_state import GuardEvent, RunStateTables
+
+        kept = json.loads(self.get_meta(LEGACY_TARGET_KEY) or "null")
+        if kept and kept.get("certificate"):
+            tables = RunStateTables(self)
+            record = tables.add_certificate(kept["aggregator"], {}, kept["certificate"])
+            tables.set_target_state(record.id, kept.get("threshold"))
+            if record.threshold is not None:  # the items that certificate accepted
+                self.conn.execute("UPDATE items SET certificate = ? WHERE consensus_label IS NOT NULL AND uncertainty <= ? "
+                                  "AND (label_source = 'consensus' OR audited = 1)", (record.id, record.threshold + 1e-12))  # fmt: skip
+            for event in kept.get("guard", []):
+                tables.add_guard_event(GuardEvent(event["after_items"], event["n_audited"], event["audited_accuracy"],
+                                                  event["threshold_before"], event["threshold_after"]))  # fmt: skip
+        for key in (LEGACY_TARGET_KEY, *LEGACY_PROBE_KEYS):
+            self.delete_meta(key)
 
     def _rebuild_llm_calls(self) -> None:
         """Versions 3, 4, 5 -> 6 inside the caller's transaction: `llm_calls` as version 6 has it (4: `cost_usd`

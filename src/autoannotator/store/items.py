@@ -41,6 +41,7 @@ class ItemRecord:
     unanimous: bool = False
     seed: bool = False
     audited: bool = False  # --audit: an auto-accepted item also sent to the reviewer
+    certificate: int | None = None  # --target-accuracy: the certificate (store.run_state) whose threshold accepted it
 
 
 def record_from_row(row: sqlite3.Row) -> ItemRecord:
@@ -50,6 +51,7 @@ def record_from_row(row: sqlite3.Row) -> ItemRecord:
         label_source=route_of(row["label_source"], row["label"], row["reviewed_label"]), consensus_label=row["consensus_label"], uncertainty=row["uncertainty"],
         votes=json.loads(row["votes"]), reviewed_label=row["reviewed_label"], text=row["text"],
         unanimous=bool(row["unanimous"]), seed=bool(row["seed"]), audited=bool(row["audited"]),
+        certificate=row["certificate"],
     )  # fmt: skip
 
 
@@ -68,14 +70,14 @@ class ItemTable:
         rows = [
             (r.row, r.item_id, r.text_hash, r.text, r.state, r.label, r.label_source, r.consensus_label, r.uncertainty,
              json.dumps(r.votes, sort_keys=True), r.reviewed_label, self.db.session, now(), int(r.unanimous),
-             mean_confidence(r.votes), int(r.seed), int(r.audited))
+             mean_confidence(r.votes), int(r.seed), int(r.audited), r.certificate)
             for r in records
         ]  # fmt: skip
         with self.db.transaction() as conn:
             conn.executemany(
                 "INSERT INTO items(row, item_id, text_hash, text, state, label, label_source, consensus_label, uncertainty,"
-                " votes, reviewed_label, session, updated_at, unanimous, confidence, seed, audited)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " votes, reviewed_label, session, updated_at, unanimous, confidence, seed, audited, certificate)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 
@@ -191,7 +193,7 @@ class ItemTable:
                 )
                 conn.execute(
                     "UPDATE items SET state = 'pending_review', label = NULL, label_source = 'unresolved', votes = ?, consensus_label = ?,"
-                    " uncertainty = ?, unanimous = ?, confidence = ?, updated_at = ? WHERE row = ? AND label_source = 'consensus'",
+                    " uncertainty = ?, unanimous = ?, confidence = ?, certificate = NULL, updated_at = ? WHERE row = ? AND label_source = 'consensus'",
                     (json.dumps(votes, sort_keys=True), consensus_label, uncertainty, int(unanimous), mean_confidence(votes), now(), row),
                 )
             if progress is not None:

@@ -14,6 +14,7 @@ from autoannotator.store.database import STORE_FILE, Database
 from autoannotator.store.items import ItemTable
 from autoannotator.store.llm_ledger import LLMLedger
 from autoannotator.store.reviews import ReviewLog
+from autoannotator.store.run_state import RunStateTables
 from autoannotator.store.versions import SpecialistVersions
 
 # Fingerprint parts the trained pool depends on: a change drops the pool an `estimate` saved.
@@ -36,7 +37,8 @@ class RunStore:
     """A SQLite run store at `path`; open a run's store with `RunStore.open(run_dir, fingerprint)`.
 
     Parts: `records` (items and provenance), `review_log` (reviews and leases), `llm` (LLM cache and
-    ledger), `versions` (specialist versions and rounds), all on `db`, the one connection.
+    ledger), `versions` (specialist versions and rounds), `state` (the typed run state: certificates, guard events,
+    probes), all on `db`, the one connection.
     """
 
     def __init__(self, path: Path) -> None:
@@ -46,6 +48,7 @@ class RunStore:
         self.review_log = ReviewLog(self.db)
         self.llm = LLMLedger(self.db)
         self.versions = SpecialistVersions(self.db)
+        self.state = RunStateTables(self.db)
 
     @classmethod
     def open(cls, run_dir: str | Path, fingerprint: dict) -> RunStore:
