@@ -128,3 +128,26 @@ def test_refits_make_certificates_each_accepted_item_names_its_own_and_a_rollbac
     store = RunStore(tmp_path / "run" / STORE_FILE)
     assert store.get_meta("aggregator") != before and store.get_meta("aggregator").startswith("consensus/refit-")
     assert again.target_accuracy["certificate"]["id"] > target["certificate"]["id"]  # the refit is certified anew
+
+
+def test_estimate_refuses_llm_voters_on_a_server_before_it_trains_or_pays(bare_task: Task, seed_frame: pd.DataFrame,
+                                                                          tweets_frame: pd.DataFrame, server, tmp_path: Path) -> None:  # fmt: skip
+    """#5: estimate paid the LLM voters on every seed item (cross-fitting the learned rule) and then refused."""
+    url, log = server
+    voter = {"kind": "llm", "name": "voter", "options": {"base_url": url, "model": "voter-model", "max_retries": 1, "timeout_s": 10.0}}
+    annotator = Annotator(bare_task, specialists=["tfidf", voter], rule="learned", budget=0.2, run_dir=tmp_path / "r")
+    with pytest.raises(AnnotatorError, match=r"estimate would pay the LLM specialists \['voter'\]"):
+        annotator.estimate(tweets_frame.iloc[:50][["text"]], seed=seed_frame.iloc[:100], curve_folds=0)
+    assert requests(log) == [] and not (tmp_path / "r" / "specialists").exists()  # nothing paid, nothing trained
+
+
+def test_the_audit_says_when_a_cap_left_audited_items_unanswered() -> None:
+    """#11: under a call cap the answered audited items are no longer a uniform sample, but were reported as one."""
+    from autoannotator.audit import audit_figures
+
+    frame = pd.DataFrame({"label": ["a", "a", "a", "b"], "label_source": ["consensus", "consensus", "gold", "consensus"],
+                          "consensus_label": ["a", "a", "a", "b"], "reviewed_label": [None, None, "a", None],
+                          "audited": [False, True, True, False]})  # fmt: skip
+    figures = audit_figures(frame, 0.5)
+    assert figures["n_audited"] == 2 and figures["n_answered"] == 1
+    assert "only 1 of the 2 audited items were answered" in figures["note"] and "not a uniform sample" in figures["note"]
