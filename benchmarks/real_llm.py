@@ -135,10 +135,18 @@ def llm_options(base_url: str) -> dict[str, Any]:
 
 
 def predicted_accuracy(summary: Any) -> float | None:
-    """The run's own prediction of its output's accuracy with this reviewer (issue 20's Build item 3), where the
-    summary carries one (`reviewer['expected_accuracy']`, the expected accuracy at the run's review share); None
-    at commits that do not predict it yet."""
+    """The run's own prediction of its output's accuracy with this reviewer (issue 20's Build item 3), after the run
+    (`reviewer['expected_accuracy']`: its own items at the consensus's posterior and the probe's r(U)); None at
+    commits that do not predict it yet."""
     value = (getattr(summary, "reviewer", None) or {}).get("expected_accuracy")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def predicted_before(summary: Any) -> float | None:
+    """The prediction made from the probe before any review was paid (`reviewer['worth']['chosen']`: the seed's
+    out-of-fold predictions and the probe); None where the summary has none."""
+    chosen = ((getattr(summary, "reviewer", None) or {}).get("worth") or {}).get("chosen") or {}
+    value = chosen.get("accuracy")
     return float(value) if isinstance(value, (int, float)) else None
 
 
@@ -193,7 +201,7 @@ def figures(result: Any, gpt4o: np.ndarray) -> dict[str, Any]:
         "share": float(s.review_fraction), "answered_share": float(s.reviewed_fraction), "counts": dict(s.counts),
         "reviewer_on_reviewed": _mean(answered, answer == gold), "pool_on_reviewed": _mean(routed, pool_label == gold),
         "gpt4o_on_reviewed": _mean(routed, gpt4o == gold), "rule": s.rule,
-        "consensus_ece": (s.consensus or {}).get("ece"), "predicted_accuracy": predicted_accuracy(s),
+        "consensus_ece": (s.consensus or {}).get("ece"), "predicted_accuracy": predicted_accuracy(s), "predicted_before": predicted_before(s),
     }  # fmt: skip
     if overruled.any() or "answer_overruled" in (s.reviewer or {}):
         out["overruled"] = {"n": int(overruled.sum()), "final_right": int((label == gold)[overruled].sum()),
@@ -297,6 +305,10 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
                      all(c >= none - 1e-9 for _, c in combined)))  # fmt: skip
     predicted = [(b, m, r[m]) for b, r in budgets.items() for m in ("override", "combine") if m in r]
     measured = [(b, m, f["predicted_accuracy"], f["accuracy"]) for b, m, f in predicted if f.get("predicted_accuracy") is not None]
+    before = [(b, m, f["predicted_before"], f["accuracy"]) for b, m, f in predicted if f.get("predicted_before") is not None]
+    if before:
+        rows.append(("(shown, not a target) the prediction before the review, from the seed and the probe",
+                     "; ".join(f"{m} {float(b):.0%}: {p:.3f} vs {a:.3f}" for b, m, p, a in before), None))  # fmt: skip
     if measured:
         rows.append(("the run's predicted accuracy (Build item 3) within 2 points of the realised one",
                      "; ".join(f"{m} {float(b):.0%}: {p:.3f} vs {a:.3f}" for b, m, p, a in measured),

@@ -201,7 +201,7 @@ class Annotator:
             rounds=store.rounds(), run_dir=str(self.run_dir), output=None if output is None else str(output), random_seed=self.random_seed,
             not_refined=[name for name, s in self.specialists.items() if not s.trainable] if self.loop.refiner else [],
             rule=self.pool.used_rule, consensus=self.pool.consensus_note, budget_target=self.settings.budget,
-            reviewer=self.probe.note | self.review.combined_counts(store), target_accuracy=self.guarantee.summary(store, self.pool.n_seed),
+            reviewer=self.probe.note | self.review.combined_counts(store) | self.probe.expected_after(store), target_accuracy=self.guarantee.summary(store, self.pool.n_seed),
             audit=(audit_figures(labeled, audit) or {"share": audit, "n_audited": 0}) if audit else {},
         )  # fmt: skip
 

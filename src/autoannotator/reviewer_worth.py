@@ -7,9 +7,14 @@ The output's expected accuracy is then
     E[acc](s) = (1/n) * sum over the seed items the run would accept (U <= q_s) of [pool right]  +  s * r(s)
 
 where q_s is the (1 - s) quantile of the seed's out-of-fold U (the learned consensus's, else the probe items' own),
-and r(s) is the reviewer's accuracy on the probe items above q_s (the region it would review), shrunk toward its
-accuracy on all probe items with SHRINK pseudo-items (Laplace-style shrinkage: a region holding few probe items
-borrows from the whole probe). The reviewer's answer is taken as the item's label (`--review-mode override`);
+and r(s) is the reviewer's expected accuracy on the seed items above q_s (the region it would review): the mean
+of r(U) over them, r(U) a logistic regression of "the reviewer was right" on U fitted on every answered probe item
+(`reviewer_accuracy_at`; two parameters, so a region holding few probe items borrows strength from the rest;
+Laplace's mean when the probe's answers are all right or all wrong).
+
+After the run (`expected_output_accuracy`) the same model is applied to the input's own items: an accepted item
+counts its calibrated posterior 1 - U (the learned consensus; measured within a point of the accepted items'
+accuracy on the replayed GPT-4o benchmark) and a reviewed one r(U). The reviewer's answer is taken as the item's label (`--review-mode override`);
 combine can only do better where the pool's posterior is informative, so the figure is the override's.
 The reviewer alone is its accuracy on every probe item. Costs: the probe's spend per answered item times the items
 reviewed (None when a price is unknown). These are point estimates from the probe's m items (standard error about
@@ -19,12 +24,24 @@ the input.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
 
 SHARES = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
-SHRINK = 4.0  # pseudo-items of the whole-probe accuracy mixed into each region's reviewer accuracy
+
+
+def reviewer_accuracy_at(probe_u: np.ndarray, probe_reviewer_right: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """r(U): the reviewer's probability of being right at uncertainty U, a logistic regression (scikit-learn, L2 with
+    C = 1) of (m,) "right" on (m,) U over the answered probe items; a constant, Laplace's (k + 1) / (m + 2), when the
+    answers are all right or all wrong. Returns a function of an (n,) array of U giving (n,) probabilities."""
+    u, right = np.asarray(probe_u, dtype=float), np.asarray(probe_reviewer_right, dtype=bool)
+    if right.all() or not right.any():
+        constant = (right.sum() + 1.0) / (len(right) + 2.0)
+        return lambda x: np.full(len(np.atleast_1d(x)), constant)
+    model = LogisticRegression(C=1.0).fit(u.reshape(-1, 1), right)
+    return lambda x: model.predict_proba(np.asarray(x, dtype=float).reshape(-1, 1))[:, 1]
 
 
 def expected_accuracy(
@@ -46,11 +63,20 @@ def expected_accuracy(
     pool_part = float(seed_right[~reviewed].sum()) / len(seed_u)
     if n_reviewed == 0:
         return pool_part
-    cut = seed_u[order[n_reviewed - 1]]  # the lowest U the run still reviews
-    overall = float(right.mean())
-    region = probe_u >= cut - 1e-12
-    in_region = float(right[region].sum() + SHRINK * overall) / (int(region.sum()) + SHRINK)
+    in_region = float(reviewer_accuracy_at(probe_u, right)(seed_u[reviewed]).mean())
     return pool_part + n_reviewed / len(seed_u) * in_region
+
+
+def expected_output_accuracy(accepted_u: np.ndarray, reviewed_u: np.ndarray, probe_u: np.ndarray, probe_reviewer_right: np.ndarray) -> float:
+    """After the run: the output's expected accuracy from its own items, (n_a,) U of the items accepted by the learned
+    consensus (each right with its calibrated posterior 1 - U) and (n_r,) U of the reviewed ones (each right with
+    r(U), `reviewer_accuracy_at` on the probe's (m,) U and correctness). Raises ValueError when there is no item."""
+    accepted_u, reviewed_u = np.asarray(accepted_u, dtype=float), np.asarray(reviewed_u, dtype=float)
+    n = len(accepted_u) + len(reviewed_u)
+    if not n:
+        raise ValueError("no item to expect an accuracy of")
+    reviewed = float(reviewer_accuracy_at(probe_u, probe_reviewer_right)(reviewed_u).sum()) if len(reviewed_u) else 0.0
+    return (float((1.0 - accepted_u).sum()) + reviewed) / n
 
 
 def reviewer_worth(

@@ -19,7 +19,7 @@ from autoannotator.consensus import decide
 from autoannotator.errors import AnnotatorError, InputWarning
 from autoannotator.probe import PROBE_BASELINE_KEY, ProbeAnswers, guard_line, probe_indices, usage_totals
 from autoannotator.reviewer_skill import NO_ANSWER
-from autoannotator.reviewer_worth import reviewer_worth
+from autoannotator.reviewer_worth import expected_output_accuracy, reviewer_worth
 from autoannotator.reviewers import Reviewer, ReviewItem
 from autoannotator.run.pool import Pool, Seed
 from autoannotator.run.review import Review
@@ -93,6 +93,7 @@ class Probe:
         self.settings, self.pool, self.router, self.review = settings, pool, router, review
         self.guarantee = router.guarantee
         self.note: dict[str, Any] = {}
+        self.answers: ProbeAnswers | None = None  # the probe in force (answered items), once asked or read back
 
     def run(self, store: RunStore, seed_data: Seed | None, seed_known: bool, seconds: dict[str, float], n_items: int = 0) -> None:
         """Probe the reviewer (or say why not) and set `review.confusion` when the run combines. `seed_known`: the
@@ -120,6 +121,7 @@ class Probe:
         if not figures["answered"]:
             return self._empty(figures)
         self.guarantee.reviewer_counts = np.array(figures["confusion"], dtype=float)  # the audit guard corrects for it
+        self.answers = answers
         self._worth(answers, figures, n_items)
         if "worth" in self.note:  # for the run report (a figure to read, nothing decides on it)
             with store.transaction():
@@ -155,6 +157,24 @@ class Probe:
             warnings.warn(f"the reviewer alone is expected to beat this setting: {worth['reviewer_alone']['accuracy']:.1%} on every item against "
                           f"{worth['chosen']['accuracy']:.1%} with {chosen:.0%} reviewed (from the probe's {worth['probe_items']} items; "
                           "--review-mode override with a larger --budget, or --mode llm-only, would label better)", InputWarning, stacklevel=3)  # fmt: skip
+
+    def expected_after(self, store: RunStore) -> dict[str, Any]:
+        """After the run, the learned rule: the output's expected accuracy from its own items (`expected_output_accuracy`:
+        accepted items at their calibrated posterior, reviewed ones at the probe's r(U), unresolved ones wrong), for
+        the summary beside the realised figures a gold column would give; {} without a probe or the learned rule."""
+        answers = self.answers
+        if answers is None or answers.uncertainty is None or self.pool.used_rule != "learned":
+            return {}
+        true, answer = np.array(answers.true, dtype=int), np.array(answers.answer, dtype=int)
+        answered = answer != NO_ANSWER
+        rows = store.conn.execute("SELECT uncertainty, label_source, reviewed_label IS NOT NULL AS reviewed FROM items WHERE uncertainty IS NOT NULL").fetchall()
+        accepted = np.array([r[0] for r in rows if r[1] == "consensus" and not r[2]], dtype=float)
+        reviewed = np.array([r[0] for r in rows if r[2]], dtype=float)
+        if not len(rows):
+            return {}
+        expected = expected_output_accuracy(accepted, reviewed, np.array(answers.uncertainty)[answered], (answer == true)[answered])
+        return {"expected_accuracy": round(expected * (len(accepted) + len(reviewed)) / len(rows), 4),
+                "expected_accuracy_basis": "this run's items: accepted at the learned consensus's posterior, reviewed at the probe's accuracy at their U"}  # fmt: skip
 
     def _without(self, why: str) -> None:
         """No probe (`why`): combine has no measured confusion, so the reviewer's answers override (and the summary says so)."""
