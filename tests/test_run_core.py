@@ -151,3 +151,23 @@ def test_the_audit_says_when_a_cap_left_audited_items_unanswered() -> None:
     figures = audit_figures(frame, 0.5)
     assert figures["n_audited"] == 2 and figures["n_answered"] == 1
     assert "only 1 of the 2 audited items were answered" in figures["note"] and "not a uniform sample" in figures["note"]
+
+
+def test_routing_a_chunk_does_not_count_the_whole_run(task: Task, seed_frame: pd.DataFrame, tweets_frame: pd.DataFrame, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Issue 28: the router's whole-run counts (items stored, routed) and the guard's audit answers were read from the
+    store for every chunk (two full-table COUNTs per chunk: quadratic in the run). Now once a session."""
+    calls: dict[str, list[object]] = {"count_by_source": [], "count_routed": [], "audit_answers": []}
+    for name in calls:
+        original = getattr(RunStore, name)
+
+        def counted(self, *args, _name=name, _original=original, **kwargs):  # noqa: ANN001, ANN002, ANN003
+            calls[_name].append(args[0] if args else None)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(RunStore, name, counted)
+    summary = Annotator(task, specialists=["tfidf", "lexicon"], rule="learned", target_accuracy=0.7, budget=0.3, reviewer="gold:gold_label",
+                        chunk_size=50, run_dir=tmp_path / "r").annotate(tweets_frame.iloc[:600], seed=seed_frame).summary  # fmt: skip
+    assert summary.n_items == 600 and abs(summary.review_fraction - summary.audit.get("n_audited", 0) / 600 - 0.3) < 0.01  # the budget held
+    assert len(calls["count_routed"]) == 1  # 12 chunks, one read (the summary reads the route counts once more)
+    assert sum(1 for rows in calls["audit_answers"] if rows is None) == 1  # then only each chunk's rows

@@ -155,6 +155,7 @@ class Annotator:
         Holds the run directory's lock while it runs; raises RunBusyError (an AnnotatorError) if another
         process holds it (see `run_lock`)."""
         self.router.new_session()
+        self.guarantee.new_session()
         with run_lock(self.run_dir, "annotate"):
             return self._annotate(data, seed=seed, output=output, split=split)
 

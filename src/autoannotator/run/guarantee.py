@@ -32,6 +32,11 @@ class Guarantee:
         self.reference = settings.reviewer_kind in ("gold", "human")  # its answers are the truth the guard tests against
         self.reviewer_counts: np.ndarray | None = None  # (n_labels, n_labels) a non-reference reviewer's probe confusion counts
         self.guard_note: str | None = None  # why the guard is off, when it is
+        self._audit: tuple[np.ndarray, np.ndarray] | None = None  # (U, agree) of the answered audited items, kept chunk by chunk
+
+    def new_session(self) -> None:
+        """Forget the audit answers kept from an earlier session (read from the store again)."""
+        self._audit = None
 
     @property
     def active(self) -> bool:
@@ -71,18 +76,24 @@ class Guarantee:
             return None
         return self.certificate.id if uncertainty <= self.threshold + 1e-12 else None
 
-    def guard(self, store: RunStore, n_done: int) -> None:
+    def guard(self, store: RunStore, chunk: list[int], n_done: int) -> None:
         """With --audit: when the audit shows the accepted labels below the target (`audit.judge`: an anytime-valid
         test at error 1 - C over every look, the agreement corrected for an imperfect reviewer's probe confusion), say
         so and lower the threshold (review more) for the rest of the run; the event is kept in the store. A
-        non-reference reviewer (an LLM) without a probe cannot be corrected for: the guard is off and says why."""
+        non-reference reviewer (an LLM) without a probe cannot be corrected for: the guard is off and says why. The
+        audited answers are read from the store once a session, then only the chunk's (`chunk`: its rows)."""
         if not self.active or not self.settings.audit or self.threshold is None:
             return
         if not self.reference and self.reviewer_counts is None:
             self.guard_note = ("the reviewer is not a reference and has no probe to measure it by: agreement with it is not accuracy, "
                                "so the audit guard is off (give --reviewer-probe N with a seed)")  # fmt: skip
             return
-        u, agree = store.audit_answers()
+        if self._audit is None:
+            self._audit = store.audit_answers()
+        else:
+            new_u, new_agree = store.audit_answers(chunk)
+            self._audit = (np.concatenate([self._audit[0], new_u]), np.concatenate([self._audit[1], new_agree]))
+        u, agree = self._audit
         verdict = judge(u, agree, threshold=self.threshold, target=self.settings.target_accuracy, alpha=1.0 - self.settings.confidence,
                         reviewer_counts=None if self.reference else self.reviewer_counts)  # fmt: skip
         self.guard_note = verdict.reason

@@ -82,7 +82,7 @@ class Loop:
                 chunk = todo[start : start + self.settings.chunk_size]
                 self._label_chunk(store, chunk, items, seconds)
                 self.review.review(store, store.pending_review(chunk), items.texts, records, seconds)
-                self.guarantee.guard(store, n_done=len(done_before) + start + len(chunk))
+                self.guarantee.guard(store, chunk, n_done=len(done_before) + start + len(chunk))
                 self._refine_while_due(store, seed_data, items, records, seconds)
                 advance(len(chunk))
 
@@ -116,6 +116,7 @@ class Loop:
                     self.review.keep_posterior(row, outcome.posterior)
         t0 = time.perf_counter()
         store.save_items(sorted(records, key=lambda r: r.row))
+        self.router.stored(len(records), sum(1 for r in records if r.state == "pending_review" and not r.audited))
         seconds["store"] = seconds.get("store", 0.0) + time.perf_counter() - t0
 
     @staticmethod
@@ -181,6 +182,7 @@ class Loop:
                        for r, o in zip(chunk, outcomes) if o.hard or o.consensus_label != r.label]  # fmt: skip
             after = chunk[-1].row
             store.reroute(changes, progress=(RESCORE_KEY, str(after)))
+            self.router.rerouted(len(changes))
             if changes:
                 self.review.review(store, store.pending_review([c[0] for c in changes]), items.texts, records, seconds)
         store.delete_meta(RESCORE_KEY)

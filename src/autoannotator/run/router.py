@@ -19,16 +19,35 @@ from autoannotator.target_accuracy import accepted
 
 
 class Router:
-    """Routes chunks of scored items for one run. The whole-run budget's reference U (every U scored so far) is
-    read from the store once a session and then kept here chunk by chunk."""
+    """Routes chunks of scored items for one run. What the whole-run budget needs of the run so far (items stored,
+    items routed, every U scored) is read from the store once a session and then kept here chunk by chunk
+    (`stored`, `rerouted`), so routing a chunk costs the chunk, not the run."""
 
     def __init__(self, settings: RunSettings, guarantee: Guarantee) -> None:
         self.settings, self.guarantee = settings, guarantee
         self._scored_u: list[np.ndarray] | None = None
+        self._done: int | None = None  # items stored so far
+        self._routed = 0  # of those, routed to review as hard items (not audits)
 
     def new_session(self) -> None:
-        """Forget the reference U kept from an earlier session (it is read from the store again)."""
-        self._scored_u = None
+        """Forget what was kept from an earlier session (it is read from the store again)."""
+        self._scored_u, self._done = None, None
+
+    def _read(self, store: RunStore) -> None:
+        if self._done is None:
+            self._done, self._routed = sum(store.count_by_source().values()), store.count_routed()
+            self._scored_u = [store.uncertainties()]
+
+    def stored(self, n_items: int, n_routed: int) -> None:
+        """A chunk was stored: `n_items` items, `n_routed` of them routed to review (hard, not audited)."""
+        if self._done is not None:
+            self._done += n_items
+            self._routed += n_routed
+
+    def rerouted(self, n_items: int) -> None:
+        """Re-scoring sent `n_items` accepted items back to review (they now count as routed)."""
+        if self._done is not None:
+            self._routed += n_items
 
     def route_chunk(self, store: RunStore, outcomes: list[Scored], n_items: int, seed_u: np.ndarray) -> list[Scored]:
         """Route one chunk of a run: under the whole-run budget (counts from the store; audited items are not routed
@@ -37,12 +56,10 @@ class Router:
         if not self.settings.driver_routes:
             return outcomes
         if self.settings.budget is not None:
-            if self._scored_u is None:
-                self._scored_u = [store.uncertainties()]
+            self._read(store)
             reference = np.concatenate([seed_u, *self._scored_u])
             self._scored_u.append(np.array([o.uncertainty for o in outcomes if o.uncertainty is not None], dtype=float))
-            done = sum(store.count_by_source().values())
-            outcomes = self._budgeted(outcomes, n_items=n_items, done_before=done, routed_before=store.count_routed(), reference=reference)
+            outcomes = self._budgeted(outcomes, n_items=n_items, done_before=self._done, routed_before=self._routed, reference=reference)
         return self._targeted(outcomes)
 
     def route_sample(self, outcomes: list[Scored], seed_u: np.ndarray) -> list[Scored]:

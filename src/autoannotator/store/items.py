@@ -120,11 +120,15 @@ class ItemTable:
             "SELECT COUNT(*) FROM items WHERE state != 'skipped' AND label_source != 'consensus' AND audited = 0"
         ).fetchone()[0]
 
-    def audit_answers(self) -> tuple[np.ndarray, np.ndarray]:
-        """(m,) U and (m,) bool "consensus label = reviewer's label" of the audited items the reviewer answered."""
-        found = self.db.conn.execute(
-            "SELECT uncertainty, consensus_label = reviewed_label AS agree FROM items WHERE audited = 1 AND reviewed_label IS NOT NULL ORDER BY row"
-        ).fetchall()
+    def audit_answers(self, rows: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(m,) U and (m,) bool "consensus label = reviewer's label" of the audited items the reviewer answered (of
+        `rows` only, by primary key, when given: one chunk's)."""
+        query = "SELECT uncertainty, consensus_label = reviewed_label AS agree FROM items WHERE audited = 1 AND reviewed_label IS NOT NULL"
+        if rows is None:
+            found = self.db.conn.execute(f"{query} ORDER BY row").fetchall()
+        else:
+            found = [r for part in range(0, len(rows), 900) for r in self.db.conn.execute(
+                f"{query} AND row IN ({','.join('?' * len(rows[part:part + 900]))}) ORDER BY row", rows[part:part + 900])]  # fmt: skip
         return np.array([r[0] for r in found], dtype=float), np.array([bool(r[1]) for r in found], dtype=bool)
 
     def count_by_source(self) -> dict[str, int]:
