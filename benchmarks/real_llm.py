@@ -334,7 +334,7 @@ def _acc(x: float | None) -> str:
 
 def write_results(results: dict, args: argparse.Namespace, *, complete: bool) -> None:
     """benchmarks/results/real_llm.md (+ .json): stamp, protocol, targets, the accuracy table and the details."""
-    results["stamp"] = stamp()
+    results.setdefault("stamp", stamp())
     results["targets"] = [{"target": t, "measured": m, "met": ok} for t, m, ok in targets(results)]
     out = args.output
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -475,6 +475,7 @@ def main() -> None:
         "input_rows_text_in_seed": int(rest["text"].isin(set(seed["text"])).sum()), "repeated_texts": int((counts > 1).sum()),
         "task_file": str(paths["task"].relative_to(ROOT)),
     }}  # fmt: skip
+    results["stamp"] = stamp()  # the code the runs import, read before they start
     started = time.perf_counter()
     with ReplayServer(book, model=MODEL, use_confidence=not args.no_confidence) as server:
         print(f"replay server at {server.base_url}: {len(book.exact)} recorded texts; seed {len(seed)}, input {len(rest)}", flush=True)
