@@ -54,11 +54,15 @@ def show_reviewer(console: Console, figures: dict) -> None:
         console.print("[yellow]the reviewer is not shown better than the pool on the items it will see (interval included)[/yellow]")
     if figures.get("worth"):
         show_worth(console, figures["worth"])
+    if figures.get("expected_accuracy_basis"):
+        console.print(f"expected accuracy of this run's output with this reviewer: {_pct(figures['expected_accuracy'])} "
+                      f"({figures['expected_accuracy_basis']}; the table above was predicted before the review, from the seed)", highlight=False)  # fmt: skip
 
 
 def show_worth(console: Console, worth: dict) -> None:
     """What the reviewer is worth (`reviewer_worth.reviewer_worth`): the expected accuracy and cost at each review share."""
-    table = Table(title=f"expected accuracy with this reviewer (from {worth['probe_items']} probe and {worth['seed_items']} seed items)",
+    table = Table(title=f"expected accuracy with this reviewer, predicted before the review (from {worth['probe_items']} probe and "
+                        f"{worth['seed_items']} seed items)",
                   title_justify="left")  # fmt: skip
     for column in ("reviewed", "expected accuracy", "review cost"):
         table.add_column(column, justify="right")

@@ -133,7 +133,8 @@ class Probe:
             if self.settings.require_better_reviewer:
                 raise AnnotatorError(f"--require-better-reviewer: {line}; stopped before the review (the probe is kept: a rerun pays nothing for it)")
             how = "combined with the pool by its measured confusion" if self.settings.review_mode == "combine" else "taken as they are (--review-mode override)"
-            warnings.warn(f"{line}; its answers are {how}", InputWarning, stacklevel=2)
+            warnings.warn(f"{line}; its answers are {how} (a stronger --llm-model, or --require-better-reviewer to stop before paying for "
+                          "the review; the expected-accuracy table shows what each review share is worth with it)", InputWarning, stacklevel=2)  # fmt: skip
 
     def _worth(self, answers: ProbeAnswers, figures: dict, n_items: int) -> None:
         """What the reviewer is worth at each review share (`reviewer_worth`), into the note; an InputWarning, before
