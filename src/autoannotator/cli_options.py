@@ -69,6 +69,8 @@ def _options(
     llm_timeout: Annotated[float, typer.Option("--llm-timeout", help="seconds per request", rich_help_panel=LLM)] = 60.0,
     llm_max_retries: Annotated[int, typer.Option("--llm-max-retries", help="retries on 429, 5xx, timeouts", rich_help_panel=LLM)] = 5,
     price_table: Annotated[Optional[Path], typer.Option("--price-table", help="YAML of USD per 1M tokens per model", rich_help_panel=LLM)] = None,
+    llm_price_in: Annotated[Optional[float], typer.Option("--llm-price-in", min=0, help="USD per 1M input tokens of --llm-model (instead of a price table)", rich_help_panel=LLM)] = None,
+    llm_price_out: Annotated[Optional[float], typer.Option("--llm-price-out", min=0, help="USD per 1M output tokens of --llm-model (instead of a price table)", rich_help_panel=LLM)] = None,
     max_cost: Annotated[Optional[float], typer.Option("--max-cost", min=0, help="hard cap on the run's LLM spend in USD (all sessions; in-flight requests counted)", rich_help_panel=LLM)] = None,
     max_llm_calls: Annotated[Optional[int], typer.Option("--max-llm-calls", min=0, help="hard cap on the run's LLM requests (all sessions)", rich_help_panel=LLM)] = None,
     beta: Annotated[Optional[int], typer.Option("--beta", help="refine the specialists each time this many reviewed items wait (off if not given)", rich_help_panel=REFINEMENT)] = None,
@@ -94,7 +96,8 @@ OPTION_NAMES = frozenset(p.name for p in OPTION_PARAMETERS)
 LLM_FLAGS = {"llm_base_url": "base_url", "llm_model": "model", "llm_api_key_env": "api_key_env", "llm_prompt": "prompt",
              "llm_shots": "shots", "llm_samples": "samples", "llm_structured": "structured", "llm_max_in_flight": "max_in_flight",
              "llm_rate_limit": "rate_limit", "llm_timeout": "timeout_s", "llm_max_retries": "max_retries",
-             "price_table": "price_table", "max_cost": "max_cost_usd", "max_llm_calls": "max_calls"}  # fmt: skip
+             "price_table": "price_table", "llm_price_in": "price_in", "llm_price_out": "price_out", "max_cost": "max_cost_usd",
+             "max_llm_calls": "max_calls"}  # fmt: skip
 REFINE_FLAGS = ("beta", "replay", "replay_consensus", "gate_fraction", "rescore_below")
 
 

@@ -46,6 +46,12 @@ class PriceTable:
         except (yaml.YAMLError, ValidationError, AttributeError) as exc:
             raise AnnotatorError(f"price table {path or 'built-in'} is invalid: {str(exc).splitlines()[0]}") from None
 
+    def with_price(self, model: str, input_usd: float, output_usd: float) -> PriceTable:
+        """This table with `model` priced at `input_usd` / `output_usd` per million input / output tokens (the command
+        line's --llm-price-in / --llm-price-out), replacing what the table says of it."""
+        prices = {name: price for name, price in self.prices.items() if name != model and model not in price.aliases}
+        return PriceTable(prices | {model: Price(input=input_usd, output=output_usd)})
+
     def price(self, model: str) -> Price | None:
         """The price of `model` by exact name or listed alias; None when the table does not list it."""
         return self.names.get(model)

@@ -37,6 +37,8 @@ class LLMSettings(ClientSettings):
     logprobs: bool = True
     samples: int = Field(1, ge=1, description="answers per item; more than one: self-consistency, the majority of the samples")
     price_table: str | None = None
+    price_in: float | None = Field(None, ge=0, description="USD per 1M input tokens of this model (instead of the price table)")
+    price_out: float | None = Field(None, ge=0, description="USD per 1M output tokens of this model (instead of the price table)")
     max_refused_in_a_row: int = Field(10, ge=1, description="stop the run after this many items in a row refused (HTTP 400)")
 
 
@@ -51,6 +53,10 @@ class LLMReviewer(Reviewer):
         super().__init__(task)
         self.settings = settings or LLMSettings()
         self.prices = PriceTable.load(self.settings.price_table)
+        if (self.settings.price_in is None) != (self.settings.price_out is None):
+            raise AnnotatorError("--llm-price-in and --llm-price-out go together (USD per 1M input and output tokens)")
+        if self.settings.price_in is not None:
+            self.prices = self.prices.with_price(self.settings.model, self.settings.price_in, self.settings.price_out)
         self.n_shots = {"zero-shot": 0, "one-shot": 1, "k-shot": self.settings.shots, "cot": 0}[self.settings.prompt]
         self.examples = pick_examples([*task.examples, *examples], self.n_shots)
         self.store: RunStore | None = None
@@ -161,6 +167,12 @@ class LLMReviewer(Reviewer):
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
+
+    def check_ready(self) -> None:
+        """Before anything is trained or paid: --max-cost needs this model's price (AnnotatorError naming the flags)."""
+        if self.settings.max_cost_usd is not None and self.prices.price(self.settings.model) is None:
+            raise AnnotatorError(f"--max-cost needs the price of '{self.settings.model}': give --llm-price-in and --llm-price-out "
+                                 "(USD per 1M input and output tokens) or a --price-table that lists it")  # fmt: skip
 
     def _budget(self) -> Budget:
         """The run's cap, made once per run from what the ledger says earlier sessions spent: paid calls, and
