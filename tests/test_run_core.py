@@ -76,7 +76,7 @@ def test_a_ready_specialist_trained_on_the_seed_is_not_trusted_in_sample(task: T
                                                                          tmp_path: Path) -> None:  # fmt: skip
     """#4: a specialist trained on the seed but not cross-fitted won a weight it had not earned (weight 16)."""
     half = seed_frame.iloc[:200]
-    leaky = create_specialist("tfidf", task).fit(half.text.tolist(), half.label.tolist())
+    leaky = create_specialist("tfidf", task).fit((half.text.str.upper() + " ").tolist(), half.label.tolist())  # reformatted: the same texts
     with pytest.warns(InputWarning, match=r"specialists \['own'\] were trained on 200 of the 500 items .* on the 300 items none of them saw"):
         summary = Annotator(task, specialists={"own": leaky, "lexicon": "lexicon"}, rule="learned", budget=0.2, run_dir=tmp_path / "a",
                             ).annotate(tweets_frame.iloc[:60], seed=seed_frame).summary  # fmt: skip
@@ -171,3 +171,46 @@ def test_routing_a_chunk_does_not_count_the_whole_run(task: Task, seed_frame: pd
     assert summary.n_items == 600 and abs(summary.review_fraction - summary.audit.get("n_audited", 0) / 600 - 0.3) < 0.01  # the budget held
     assert len(calls["count_routed"]) == 1  # 12 chunks, one read (the summary reads the route counts once more)
     assert sum(1 for rows in calls["audit_answers"] if rows is None) == 1  # then only each chunk's rows
+
+
+def test_seed_copies_are_kept_once_so_the_out_of_fold_predictions_stay_out_of_sample(task: Task, seed_frame: pd.DataFrame,
+                                                                                     tweets_frame: pd.DataFrame, tmp_path: Path) -> None:  # fmt: skip
+    """Breaker: a seed written twice put each item's copy in another fold: 'out-of-fold' predictions were in-sample and
+    --target-accuracy 0.75 accepted every item (57.7% accurate)."""
+    twice = pd.concat([seed_frame, seed_frame.assign(text=seed_frame.text.str.upper() + "  ")])
+    with pytest.warns(InputWarning, match="500 rows repeating an earlier row's text .* kept once; 500 seed items used"):
+        summary = Annotator(task, specialists=["tfidf", "lexicon"], rule="learned", target_accuracy=0.75, reviewer="gold:gold_label",
+                            audit=0.0, run_dir=tmp_path / "r").annotate(tweets_frame.iloc[:300], seed=twice).summary  # fmt: skip
+    assert summary.consensus["n_seed"] == 500
+
+
+def test_an_estimate_under_other_settings_leaves_no_certificate_to_the_run(task: Task, seed_frame: pd.DataFrame,
+                                                                           tweets_frame: pd.DataFrame, tmp_path: Path) -> None:  # fmt: skip
+    """Breaker: estimate at --target-accuracy 0.7, then annotate at 0.8 in the same run directory claimed 0.8 on 0.7's certificate."""
+    data = tweets_frame.iloc[:300]
+
+    def annotator(target: float) -> Annotator:
+        return Annotator(task, specialists=["tfidf", "lexicon"], rule="learned", target_accuracy=target, reviewer="gold:gold_label",
+                         run_dir=tmp_path / "r")  # fmt: skip
+
+    annotator(0.7).estimate(data, seed=seed_frame, sample=100, curve_folds=0)
+    fresh = Annotator(task, specialists=["tfidf", "lexicon"], rule="learned", target_accuracy=0.8, reviewer="gold:gold_label",
+                      run_dir=tmp_path / "fresh").annotate(data, seed=seed_frame).summary.target_accuracy  # fmt: skip
+    after = annotator(0.8).annotate(data, seed=seed_frame).summary.target_accuracy
+    assert after["certificate"]["target"] == 0.8 and after["certified_threshold"] == fresh["certified_threshold"]
+    assert after["holds"] == fresh["holds"] and after["guarantee"] == fresh["guarantee"]
+
+
+def test_a_target_on_a_seed_labeled_by_an_llm_is_refused_and_a_changed_budget_is_named(task: Task, seed_frame: pd.DataFrame,
+                                                                                       tweets_frame: pd.DataFrame, tmp_path: Path) -> None:  # fmt: skip
+    """Breaker: --seed-label llm with --target-accuracy certified agreement with the LLM as accuracy; a changed --budget
+    was refused as 'changed: consensus'; --target-accuracy with --reviewer none and --audit 0 was accepted."""
+    with pytest.raises(AnnotatorError, match="would certify agreement with the LLM, not accuracy"):
+        Annotator(task, specialists=["tfidf"], rule="learned", target_accuracy=0.7, reviewer="gold:gold_label", seed_reviewer="llm",
+                  seed_size=50, run_dir=tmp_path / "a")  # fmt: skip
+    with pytest.raises(AnnotatorError, match="to a reviewer: give one"):
+        Annotator(task, specialists=["tfidf"], rule="learned", target_accuracy=0.7, audit=0.0, run_dir=tmp_path / "b")
+    data = tweets_frame.iloc[:60]
+    Annotator(task, specialists=["lexicon"], rule="margin", budget=0.2, run_dir=tmp_path / "c").annotate(data)
+    with pytest.raises(AnnotatorError, match=r"changed: consensus \(--budget 0.2 -> 0.3\)"):
+        Annotator(task, specialists=["lexicon"], rule="margin", budget=0.3, run_dir=tmp_path / "c").annotate(data)

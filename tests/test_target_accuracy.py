@@ -155,8 +155,10 @@ def test_target_accuracy_needs_the_learned_rule_a_seed_and_no_epsilon(task: Task
         Annotator(task, specialists=["lexicon"], run_dir=tmp_path, rule="learned", epsilon=0.3, target_accuracy=0.9, reviewer="gold:gold_label")
     with pytest.raises(AnnotatorError, match="--target-accuracy sends the items above its certified threshold .* to a reviewer: give one"):
         Annotator(task, specialists=["lexicon"], run_dir=tmp_path, rule="learned", target_accuracy=0.9)
-    with pytest.raises(AnnotatorError, match="--audit sends items to the reviewer"):
+    with pytest.raises(AnnotatorError, match="--target-accuracy sends the items above its certified threshold to a reviewer"):
         Annotator(task, specialists=["lexicon"], run_dir=tmp_path, rule="learned", target_accuracy=0.9, audit=0.1)
+    with pytest.raises(AnnotatorError, match="--audit sends items to the reviewer"):
+        Annotator(task, specialists=["lexicon"], run_dir=tmp_path, rule="margin", epsilon=0.3, audit=0.1)
     with pytest.raises(AnnotatorError, match="--confidence is the probability with which --target-accuracy holds"):
         Annotator(task, specialists=["lexicon"], run_dir=tmp_path, rule="learned", budget=0.2, confidence=0.8, reviewer="gold:gold_label")
     run = Annotator(task, specialists=["lexicon"], run_dir=tmp_path, rule="learned", target_accuracy=0.9, reviewer="gold:gold_label")

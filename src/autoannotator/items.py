@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from autoannotator.choices import OptionsError, parse_options, render_item
-from autoannotator.errors import AnnotatorError
+from autoannotator.errors import AnnotatorError, InputWarning
 from autoannotator.io import require_columns
 from autoannotator.task import Task, label_text
 
@@ -85,13 +86,30 @@ def items_from_frame(frame: pd.DataFrame, task: Task, *, source: str = "input") 
     return InputItems(ids=ids, texts=texts, hashes=[text_hash(t) for t in texts], unusable=unusable)
 
 
+def normalized_text(text: str) -> str:
+    """A text as a model sees it, nearly: case folded, runs of whitespace as one space, stripped (what makes two seed
+    rows copies of one item, and a specialist's training text the same as a seed text)."""
+    return " ".join(str(text).casefold().split())
+
+
 def labeled_seed(frame: pd.DataFrame, task: Task, *, label_column: str, source: str = "seed") -> tuple[list[str], list[str]]:
-    """(texts, task labels) of a labeled seed table; rows with empty text are dropped, unknown labels refused."""
+    """(texts, task labels) of a labeled seed table; unknown labels refused. Rows with empty text are dropped, and a
+    row whose text repeats an earlier row's (`normalized_text`) is kept once (its copies would fall in different
+    cross-fitting folds and make the out-of-fold predictions the learned consensus and --target-accuracy rest on
+    in-sample); an InputWarning counts both."""
     require_columns(frame, [*text_columns(task), label_column], source=source)
     texts, labels, unknown = [], [], set()
+    seen: set[str] = set()
+    empty = repeated = 0
     for text, raw in zip(item_texts(frame, task)[0], frame[label_column].tolist()):
         if not text.strip():
+            empty += 1
             continue
+        key = normalized_text(text)
+        if key in seen:
+            repeated += 1
+            continue
+        seen.add(key)
         label = task.resolve_label(raw)
         if label is None:
             unknown.add(label_text(raw) or "")
@@ -100,6 +118,10 @@ def labeled_seed(frame: pd.DataFrame, task: Task, *, label_column: str, source: 
         labels.append(label)
     if unknown:
         raise AnnotatorError(f"{source}: labels {sorted(unknown)[:5]} in column '{label_column}' are not task labels {task.label_names}")
+    if empty or repeated:
+        said = [f"{empty} rows with an empty text dropped"] if empty else []
+        said += [f"{repeated} rows repeating an earlier row's text (case and spacing aside) kept once"] if repeated else []
+        warnings.warn(f"{source}: {'; '.join(said)}; {len(texts)} seed items used", InputWarning, stacklevel=2)
     if len(set(labels)) < 2:
         raise AnnotatorError(f"{source}: needs labeled rows of at least two labels, found {sorted(set(labels))}")
     return texts, labels

@@ -74,8 +74,9 @@ class Loop:
     def run(self, store: RunStore, items: InputItems, records: list[dict], seed_data: Seed | None, seconds: dict[str, float]) -> None:
         """Review what a killed run left pending, then label every item not yet stored, chunk by chunk."""
         self.review.review(store, store.pending_review(), items.texts, records, seconds)
-        self._refine_while_due(store, seed_data, items, records, seconds)
         done_before = store.processed_rows()
+        self.guarantee.guard(store, [], n_done=len(done_before))  # what a killed session left to review has been answered now
+        self._refine_while_due(store, seed_data, items, records, seconds)
         todo = [row for row in range(len(items)) if row not in done_before]
         with progress_bar(len(items), done=len(done_before), enabled=self.settings.progress, description="annotating") as advance:
             for start in range(0, len(todo), self.settings.chunk_size):
@@ -162,7 +163,8 @@ class Loop:
             report = self.refiner.run_round(store, self.pool.specialists, Labeled(*seed_data) if seed_data else None)
             seconds["refine"] = seconds.get("refine", 0.0) + time.perf_counter() - t0
             if self.pool.aggregator is not None:
-                self.pool.fit_aggregator(store, self._known(store, seed_data), f"{AGGREGATOR_DIR}/round-{report.number}", seconds)
+                self.pool.fit_aggregator(store, self._known(store, seed_data), f"{AGGREGATOR_DIR}/round-{report.number}", seconds,
+                                         n_seed=len(seed_data[0]) if seed_data else 0)  # fmt: skip
                 self._certify(store)
             self._rescore(store, items, records, seconds)
 

@@ -83,28 +83,32 @@ class Pool:
         seed and the reviewed items, as a round refits) instead of used. Without a seed there is nothing to fit it
         on: the run uses the vote rule and says so."""
         self.n_seed = len(seed_data[0]) if seed_data is not None else 0
-        relative = store.get_meta("aggregator") or AGGREGATOR_DIR
-        folder = self.run_dir / relative
+        active = store.get_meta("aggregator")  # None: this run has fitted none (a file left by other settings is not used)
+        folder = self.run_dir / (active or AGGREGATOR_DIR)
         bound = store.get_meta("aggregator_versions")
         current = _versions_key(self.versions(store))
-        if (folder / "aggregator.json").is_file() and bound in (None, current):
+        if active is not None and (folder / "aggregator.json").is_file() and bound in (None, current):
             self.aggregator = Aggregator.load(folder)
             self.consensus_note = self.aggregator.summary()
+            kept = store.get_meta("aggregator_n_seed")  # seed items it was fitted on (fewer when some were seen, `_unseen`)
+            self.n_seed = int(kept) if kept is not None else self.n_seed
         elif seed_data is None:
             self.consensus_note = {"fallback": "--rule learned needs a labeled seed (--seed or --seed-label): used the vote rule"}
-        elif (folder / "aggregator.json").is_file():
+        elif active is not None and (folder / "aggregator.json").is_file():
             digest = hashlib.sha256(current.encode()).hexdigest()[:12]
-            self.fit_aggregator(store, refit_on or seed_data, f"{AGGREGATOR_DIR}/refit-{digest}", seconds)
+            self.fit_aggregator(store, refit_on or seed_data, f"{AGGREGATOR_DIR}/refit-{digest}", seconds, n_seed=len(seed_data[0]))
         else:
-            self.fit_aggregator(store, seed_data, AGGREGATOR_DIR, seconds)
+            self.fit_aggregator(store, seed_data, AGGREGATOR_DIR, seconds, n_seed=len(seed_data[0]))
 
-    def fit_aggregator(self, store: RunStore, data: Seed, relative: str, seconds: dict[str, float]) -> None:
+    def fit_aggregator(self, store: RunStore, data: Seed, relative: str, seconds: dict[str, float], *, n_seed: int) -> None:
         """Cross-fit the pool on `data` (texts, labels; the seed first), fit the aggregator, save it in RUN/`relative`
         and make it the run's active one, bound to the pool's active versions (store meta 'aggregator',
         'aggregator_versions'). A specialist that is not cross-fitted (ready-made, saved, refined from a ready-made
         one) but was trained on some of `data` would score those items in-sample and win a weight it has not earned:
-        the aggregator is fitted on the items none of them saw (`_unseen`)."""
+        the aggregator is fitted on the items none of them saw (`_unseen`). `n_seed`: how many of `data`'s items,
+        first, are the seed's (what a certificate may rest on)."""
         t0 = time.perf_counter()
+        self.n_seed = n_seed
         data = self._unseen(data)
         probs, targets = out_of_fold_probs(self.specialists, self.trained_on_seed(), *data, seed=self.settings.random_seed)
         self._seed_oof = (data, probs, targets)
@@ -112,6 +116,7 @@ class Pool:
         with store.transaction():
             store.set_meta("aggregator", relative)
             store.set_meta("aggregator_versions", _versions_key(self.versions(store)))
+            store.set_meta("aggregator_n_seed", str(self.n_seed))
         self.aggregator = Aggregator.load(self.run_dir / relative)
         self.consensus_note = self.aggregator.summary() | self.consensus_note_extra
         seconds["fit:aggregator"] = seconds.get("fit:aggregator", 0.0) + time.perf_counter() - t0

@@ -153,6 +153,10 @@ def _refuse_target(options: dict[str, Any], confidence: float | None, reviewer_k
         raise AnnotatorError("--target-accuracy needs --rule learned (its guarantee comes from the learned consensus's calibrated posteriors)")
     if options.get("epsilon") is not None:
         raise AnnotatorError("--target-accuracy sets the review threshold itself: leave out --epsilon")
-    if audit is None and reviewer_kind == "none":
-        raise AnnotatorError(f"--target-accuracy sends the items above its certified threshold (and an audit of {DEFAULT_SHARE:.0%} of the "
-                             "accepted ones) to a reviewer: give one (--reviewer gold:COLUMN, llm or human)")  # fmt: skip
+    if reviewer_kind == "none":
+        audit_too = f" (and an audit of {DEFAULT_SHARE:.0%} of the accepted ones)" if audit is None else ""
+        raise AnnotatorError(f"--target-accuracy sends the items above its certified threshold{audit_too} to a reviewer: give one "
+                             "(--reviewer gold:COLUMN, llm or human)")  # fmt: skip
+    if str(options.get("seed_reviewer") or "").split(":")[0] == "llm":
+        raise AnnotatorError("--target-accuracy is certified on the seed's true labels: a seed labeled by --seed-label llm would certify "
+                             "agreement with the LLM, not accuracy; give --seed, or --seed-label gold:COLUMN or human")  # fmt: skip

@@ -132,8 +132,9 @@ class Specialist(ABC):
 
 
 def text_digests(texts: Sequence[str]) -> frozenset[str]:
-    """A short digest (BLAKE2b, 8 bytes, hex) of each text: what `trained_on` keeps instead of the texts."""
-    return frozenset(hashlib.blake2b(str(t).encode("utf-8", "surrogatepass"), digest_size=8).hexdigest() for t in texts)
+    """A short digest (BLAKE2b, 8 bytes, hex) of each text, case folded and with whitespace runs as one space (a seed
+    reformatted is the same seed to a model): what `trained_on` keeps instead of the texts."""
+    return frozenset(hashlib.blake2b(" ".join(str(t).casefold().split()).encode("utf-8", "surrogatepass"), digest_size=8).hexdigest() for t in texts)
 
 
 def _recording(method: Callable[..., Specialist], *, keep: bool) -> Callable[..., Specialist]:

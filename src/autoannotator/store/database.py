@@ -242,7 +242,9 @@ class Database:
         kept = json.loads(self.get_meta(LEGACY_TARGET_KEY) or "null")
         if kept and kept.get("certificate"):
             tables = RunStateTables(self)
-            record = tables.add_certificate(kept["aggregator"], {}, kept["certificate"])
+            folder = Path(kept["aggregator"])  # version 7 kept the folder's absolute path; the run state keeps it relative to the run
+            relative = str(folder.relative_to(self.path.parent)) if folder.is_absolute() and folder.is_relative_to(self.path.parent) else str(folder)
+            record = tables.add_certificate(relative, {}, kept["certificate"])
             tables.set_target_state(record.id, kept.get("threshold"))
             if record.threshold is not None:  # the items that certificate accepted
                 self.conn.execute("UPDATE items SET certificate = ? WHERE consensus_label IS NOT NULL AND uncertainty <= ? "

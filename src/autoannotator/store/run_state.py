@@ -160,6 +160,16 @@ class RunStateTables:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def forget_all(self) -> None:
+        """Inside the caller's transaction: drop the run state made under earlier settings (an `estimate` whose
+        settings a run replaced): certificates, the state in force, guard events, probes, and the meta keys that
+        name the active aggregator, so the run fits, certifies and probes under its own settings (the LLM cache
+        answers a probe asked again at no cost)."""
+        for table in ("target_state", "guard_events", "certificates", "probe_items", "probes"):
+            self.db.conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+        for key in ("aggregator", "aggregator_versions", "aggregator_n_seed", "reviewer_probe_baseline", "reviewer_worth"):
+            self.db.delete_meta(key)
+
     def add_certificate(self, aggregator: str, versions: dict[str, int], figures: dict) -> CertificateRecord:
         """Store a certificate (`figures`: `target_accuracy.Certificate.to_dict()`) and return it with its id."""
         cur = self.db.conn.execute(

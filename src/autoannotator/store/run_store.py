@@ -33,6 +33,17 @@ def _forward(part: str, method: Callable[Concatenate[Any, P], R]) -> Callable[Co
     return forwarded
 
 
+def _named(key: str, before: Any, after: Any) -> str:
+    """A changed fingerprint part, with the settings inside it that changed (`consensus (budget 0.2 -> 0.3)`): the
+    consensus part holds the flags --rule, --epsilon, --budget, --target-accuracy, --confidence and --audit."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return key
+    inner = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    if not inner or key not in ("consensus",):
+        return key
+    return f"{key} ({', '.join(f'--{k.replace(chr(95), chr(45))} {before.get(k)} -> {after.get(k)}' for k in inner)})"
+
+
 class RunStore:
     """A SQLite run store at `path`; open a run's store with `RunStore.open(run_dir, fingerprint)`.
 
@@ -66,6 +77,7 @@ class RunStore:
             with store.transaction():  # nothing labeled or paid yet (an `estimate` made it): take the new settings
                 store.set_meta("fingerprint", wanted)
                 store.delete_meta("estimate")
+                store.state.forget_all()  # the estimate's aggregator, certificate and probe belong to its settings
             if changed & POOL_SETTINGS:
                 store.versions.forget_all()
         elif existing != wanted:
@@ -73,7 +85,7 @@ class RunStore:
             changed = sorted(k for k in before.keys() | fingerprint.keys() if fingerprint.get(k) != before.get(k))
             store.close()
             raise AnnotatorError(
-                f"run directory {run_dir} holds a different run (changed: {', '.join(changed)}); "
+                f"run directory {run_dir} holds a different run (changed: {', '.join(_named(k, before.get(k), fingerprint.get(k)) for k in changed)}); "
                 "use another --run-dir or delete that one to start over"
             )
         return store
