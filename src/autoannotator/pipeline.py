@@ -37,6 +37,7 @@ from autoannotator.run.specs import DEFAULT_SPECIALISTS, SpecialistLike, as_spec
 from autoannotator.specialists import Specialist
 from autoannotator.store import RunStore
 from autoannotator.task import Task
+REVIEW_MODE_KEY = "review_mode"  # store meta: the review mode the run's reviewed labels were concluded under
 __all__ = ["DEFAULT_SPECIALISTS", "OUTPUT_COLUMNS", "AnnotationResult", "Annotator", "RunSummary", "as_spec", "as_specs", "declared"]
 
 class Annotator:
@@ -271,9 +272,6 @@ class Annotator:
         source = "seed" if isinstance(seed, pd.DataFrame) else str(seed)
         self.loop.seed_rationales = seed_rationales(frame, self.task)
         return labeled_seed(frame, self.task, label_column=self.settings.seed_label_column, source=source)
-
-
-REVIEW_MODE_KEY = "review_mode"  # store meta: the review mode the run's reviewed labels were concluded under
 
 
 def _kind(reviewer: Reviewer | None) -> ReviewerKind:

@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from autoannotator.errors import AnnotatorError
+from autoannotator.items import normalized_text
 from autoannotator.task import Example, Task, normalize_label_name
 
 MANIFEST = "specialist.json"
@@ -132,9 +133,9 @@ class Specialist(ABC):
 
 
 def text_digests(texts: Sequence[str]) -> frozenset[str]:
-    """A short digest (BLAKE2b, 8 bytes, hex) of each text, case folded and with whitespace runs as one space (a seed
-    reformatted is the same seed to a model): what `trained_on` keeps instead of the texts."""
-    return frozenset(hashlib.blake2b(" ".join(str(t).casefold().split()).encode("utf-8", "surrogatepass"), digest_size=8).hexdigest() for t in texts)
+    """A short digest (BLAKE2b, 8 bytes, hex) of each text's `items.normalized_text` (a seed reformatted is the same
+    seed to a model): what `trained_on` keeps instead of the texts."""
+    return frozenset(hashlib.blake2b(normalized_text(t).encode("utf-8", "surrogatepass"), digest_size=8).hexdigest() for t in texts)
 
 
 def _recording(method: Callable[..., Specialist], *, keep: bool) -> Callable[..., Specialist]:

@@ -15,18 +15,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+import autoannotator.store.database as database  # database.py imports this module's schema: names are read at call time
 from autoannotator.target_accuracy import Certificate
 
 if TYPE_CHECKING:
     from autoannotator.store.database import Database
-
-
-def now() -> str:
-    """The current UTC time as ISO 8601 to the second (as `database.now`; here to keep the import one-way)."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 RUN_STATE_SCHEMA = """
@@ -176,7 +171,7 @@ class RunStateTables:
             "INSERT INTO certificates(aggregator, versions, target, confidence, threshold, n_calibration, seed_accepted_share, "
             "seed_accuracy, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (aggregator, json.dumps(versions, sort_keys=True), figures["target"], figures["confidence"], figures["threshold"],
-             figures["n_calibration"], figures["seed_accepted_share"], figures["seed_accuracy"], now()),
+             figures["n_calibration"], figures["seed_accepted_share"], figures["seed_accuracy"], database.now()),
         )  # fmt: skip
         return self.certificate(int(cur.lastrowid))
 
@@ -211,7 +206,7 @@ class RunStateTables:
         self.db.conn.execute(
             "INSERT INTO guard_events(after_items, n_audited, audited_accuracy, threshold_before, threshold_after, statistic, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (event.after_items, event.n_audited, event.audited_accuracy, event.threshold_before, event.threshold_after, event.statistic, now()),
+            (event.after_items, event.n_audited, event.audited_accuracy, event.threshold_before, event.threshold_after, event.statistic, database.now()),
         )  # fmt: skip
 
     def guard_events(self) -> list[GuardEvent]:
@@ -234,7 +229,7 @@ class RunStateTables:
             "seconds, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (probe.reviewer_key, probe.reviewer, probe.requested, json.dumps(probe.labels),
              None if probe.label_counts is None else json.dumps(probe.label_counts), probe.cost_usd, probe.calls, probe.prompt_tokens,
-             probe.completion_tokens, probe.seconds, now()),
+             probe.completion_tokens, probe.seconds, database.now()),
         )  # fmt: skip
         conn.executemany(
             "INSERT INTO probe_items(reviewer_key, position, seed_index, true_label, answer, pool_label, uncertain, uncertainty) "

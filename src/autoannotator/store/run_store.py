@@ -41,7 +41,8 @@ def _named(key: str, before: Any, after: Any) -> str:
     inner = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     if not inner or key not in ("consensus",):
         return key
-    return f"{key} ({', '.join(f'--{k.replace(chr(95), chr(45))} {before.get(k)} -> {after.get(k)}' for k in inner)})"
+    flags = [f"--{k.replace('_', '-')} {before.get(k)} -> {after.get(k)}" for k in inner]
+    return f"{key} ({', '.join(flags)})"
 
 
 class RunStore:
